@@ -1,0 +1,1 @@
+"""Cache service: namespaced key-value with TTL on Redis."""

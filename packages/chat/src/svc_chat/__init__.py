@@ -1,0 +1,1 @@
+"""Chat service: rooms, history and WebSocket fan-out across instances."""

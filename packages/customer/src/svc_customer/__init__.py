@@ -1,0 +1,1 @@
+"""Customer service: registration, login, JWT issuing, sessions, profile."""

@@ -1,0 +1,1 @@
+"""File service: streaming upload and download, content sniffing, storage."""

@@ -1,0 +1,1 @@
+"""Order service: orders and their state machine."""

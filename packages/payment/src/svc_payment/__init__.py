@@ -1,0 +1,1 @@
+"""Payment service: idempotent payments behind a provider interface."""

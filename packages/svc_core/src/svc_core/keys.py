@@ -1,0 +1,31 @@
+"""Typed keys for what the chassis puts on the application and on each request."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    import aiohttp
+    from redis.asyncio import Redis
+
+    from svc_core.auth import Claims, TokenVerifier
+    from svc_core.events import EventBus
+    from svc_core.metrics import Metrics
+    from svc_core.mongo import Database
+    from svc_core.routing import RouteTable
+    from svc_core.settings import Settings
+
+SETTINGS: web.AppKey[Settings] = web.AppKey("svc_settings")
+MONGO_DB: web.AppKey[Database] = web.AppKey("svc_mongo_db")
+REDIS: web.AppKey[Redis] = web.AppKey("svc_redis")
+VERIFIER: web.AppKey[TokenVerifier] = web.AppKey("svc_verifier")
+HTTP: web.AppKey[aiohttp.ClientSession] = web.AppKey("svc_http")
+EVENTS: web.AppKey[EventBus] = web.AppKey("svc_events")
+METRICS: web.AppKey[Metrics] = web.AppKey("svc_metrics")
+ROUTES: web.AppKey[RouteTable] = web.AppKey("svc_routes")
+READINESS: web.AppKey[dict[str, Any]] = web.AppKey("svc_readiness")
+
+CLAIMS: web.RequestKey[Claims] = web.RequestKey("svc_claims")
+REQUEST_ID: web.RequestKey[str] = web.RequestKey("svc_request_id")

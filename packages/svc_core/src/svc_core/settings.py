@@ -1,0 +1,170 @@
+"""Typed settings read once from the environment.
+
+A service subclasses :class:`Settings` with its own fields; each field names its variable through
+``env(...)``. Bad or missing values fail at start with an error that names the variable, and a
+placeholder secret is refused outside development.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+ENVIRONMENTS = ("development", "test", "production")
+PLACEHOLDER_MARKERS = ("change-me", "changeme", "placeholder", "dev-only")
+
+
+class SettingsError(ValueError):
+    """A variable is missing or malformed; the message names it."""
+
+
+def env(
+    name: str,
+    default: Any = dataclasses.MISSING,
+    *,
+    secret: bool = False,
+    help: str = "",
+) -> Any:
+    """Declare a settings field read from the environment variable ``name``."""
+    metadata = {"env": name, "secret": secret, "help": help}
+    if default is dataclasses.MISSING:
+        return dataclasses.field(metadata=metadata)
+    if isinstance(default, list | dict | set):
+        raise TypeError("use a tuple for sequence defaults")
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def _parse(name: str, raw: str, annotation: Any) -> Any:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (types.UnionType, typing.Union):
+        inner = [a for a in args if a is not type(None)]
+        if raw == "":
+            return None
+        return _parse(name, raw, inner[0])
+    if origin is tuple:
+        return tuple(_parse(name, part.strip(), args[0]) for part in raw.split(",") if part.strip())
+    if annotation is bool:
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"{name}: expected a boolean (true/false), got {raw!r}")
+    if annotation is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise SettingsError(f"{name}: expected an integer, got {raw!r}") from None
+    if annotation is float:
+        try:
+            return float(raw)
+        except ValueError:
+            raise SettingsError(f"{name}: expected a number, got {raw!r}") from None
+    if annotation is Path:
+        return Path(raw)
+    return raw
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Settings every service shares. Subclass to add a service's own fields."""
+
+    service_name: ClassVar[str] = "service"
+    default_port: ClassVar[int] = 8080
+
+    environment: str = env("ENVIRONMENT", "development", help="development, test or production")
+    host: str = env("HOST", "127.0.0.1", help="address to bind; 0.0.0.0 in containers")
+    port: int = env("PORT", 0, help="port to serve on; 0 means the service's default port")
+    log_level: str = env("LOG_LEVEL", "INFO")
+    access_log: bool = env("ACCESS_LOG", True, help="one JSON line per request")
+    mongo_url: str = env("MONGO_URL", "", help="mongodb://... or memory:// (in-process stand-in)")
+    mongo_db: str = env("MONGO_DB", "", help="database name; defaults to the service name")
+    redis_url: str = env("REDIS_URL", "", help="redis://host:port/db or memory:// (fakeredis)")
+    jwt_issuer: str = env("JWT_ISSUER", "svc-customer", help="the iss claim tokens must carry")
+    jwt_public_keys: str = env("JWT_PUBLIC_KEYS", "", help="PEM public key(s) that verify tokens")
+    jwt_public_keys_file: Path | None = env("JWT_PUBLIC_KEYS_FILE", None)
+    jwks_url: str = env("JWKS_URL", "", help="URL of the customer service's JWKS")
+    cors_origins: tuple[str, ...] = env(
+        "CORS_ORIGINS", (), help="origins allowed when reached without the gateway; empty: CORS off"
+    )
+    client_max_size: int = env("CLIENT_MAX_SIZE", 1024 * 1024, help="largest request body, bytes")
+    shutdown_timeout: float = env("SHUTDOWN_TIMEOUT", 10.0, help="seconds in-flight requests get")
+    uvloop: bool = env("UVLOOP", True, help="run on uvloop when it is installed")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Self:
+        """Read every field from ``environ`` (default ``os.environ``); ``overrides`` win."""
+        source = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.name in overrides:
+                values[f.name] = overrides[f.name]
+                continue
+            var = f.metadata.get("env")
+            if var is None or var not in source:
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                    raise SettingsError(f"{var}: required but not set")
+                continue
+            values[f.name] = _parse(var, source[var], hints[f.name])
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Refuse combinations that must not reach production."""
+        if self.environment not in ENVIRONMENTS:
+            raise SettingsError(f"ENVIRONMENT: expected one of {', '.join(ENVIRONMENTS)}")
+        if self.is_development:
+            return
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            placeholder = not value or any(m in str(value).lower() for m in PLACEHOLDER_MARKERS)
+            if f.metadata.get("secret") and isinstance(value, str) and placeholder:
+                raise SettingsError(
+                    f"{f.metadata['env']}: a real secret is required outside development"
+                )
+
+    @property
+    def is_development(self) -> bool:
+        return self.environment in ("development", "test")
+
+    @property
+    def listen_port(self) -> int:
+        return self.port or self.default_port
+
+    def resolved_mongo_url(self) -> str:
+        """MONGO_URL, or the in-memory stand-in in development; required in production."""
+        if self.mongo_url:
+            return self.mongo_url
+        if self.is_development:
+            return "memory://"
+        raise SettingsError("MONGO_URL: required outside development")
+
+    def resolved_redis_url(self) -> str:
+        if self.redis_url:
+            return self.redis_url
+        if self.is_development:
+            return "memory://"
+        raise SettingsError("REDIS_URL: required outside development")
+
+    def describe(self) -> dict[str, Any]:
+        """The settings as loggable values: secrets masked, URLs stripped of passwords."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.metadata.get("secret") or f.name == "jwt_public_keys":
+                value = "***" if value else ""
+            elif isinstance(value, str) and "@" in value and "://" in value:
+                scheme, rest = value.split("://", 1)
+                value = f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+            elif isinstance(value, Path | tuple):
+                value = str(value) if isinstance(value, Path) else list(value)
+            out[f.name] = value
+        return out

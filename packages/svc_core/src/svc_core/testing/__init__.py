@@ -1,0 +1,96 @@
+"""Test helpers shared by every service's tests (fixtures live in :mod:`svc_core.testing.plugin`).
+
+token = mint_token(test_keys, sub="cust-1")          # a valid access token
+headers = {"Authorization": f"Bearer {token}"}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import socket
+import time
+import uuid
+from functools import cached_property
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from svc_core.auth import key_id, public_pem
+
+TEST_ISSUER = "svc-test-issuer"
+
+
+@dataclasses.dataclass
+class KeyPair:
+    """An RSA key pair for signing test tokens; ``kid`` is derived as everywhere else."""
+
+    private_key: rsa.RSAPrivateKey
+
+    @classmethod
+    def generate(cls) -> KeyPair:
+        return cls(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+
+    @cached_property
+    def kid(self) -> str:
+        return key_id(self.private_key.public_key())
+
+    @cached_property
+    def public_pem(self) -> str:
+        return public_pem(self.private_key)
+
+    @cached_property
+    def private_pem(self) -> str:
+        return self.private_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode("ascii")
+
+
+def mint_token(
+    keys: KeyPair,
+    *,
+    sub: str | None = None,
+    sid: str | None = None,
+    username: str = "tester",
+    issuer: str = TEST_ISSUER,
+    ttl: int = 900,
+    claims: dict[str, Any] | None = None,
+    headers: dict[str, Any] | None = None,
+    drop: tuple[str, ...] = (),
+) -> str:
+    """An RS256 access token shaped like the customer service's; override anything to break it."""
+    now = int(time.time())
+    payload: dict[str, Any] = {
+        "iss": issuer,
+        "sub": sub or f"cust-{uuid.uuid4().hex[:12]}",
+        "username": username,
+        "sid": sid or uuid.uuid4().hex,
+        "jti": uuid.uuid4().hex,
+        "iat": now,
+        "exp": now + ttl,
+    }
+    payload.update(claims or {})
+    for name in drop:
+        payload.pop(name, None)
+    header = {"kid": keys.kid}
+    header.update(headers or {})
+    return jwt.encode(payload, keys.private_key, algorithm="RS256", headers=header)
+
+
+def random_email() -> str:
+    return f"user-{secrets.token_hex(6)}@example.com"
+
+
+def random_username() -> str:
+    return f"user_{secrets.token_hex(5)}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
