@@ -1,0 +1,137 @@
+"""Payment events move orders to paid and refunded; nothing else does.
+
+Consumed from ``events:payments`` in consumer group ``order`` (at least once, so every handler
+is idempotent: a duplicate finds the order already moved by the same payment and does nothing).
+
+- ``payment.succeeded``: the customer's pending order whose total and currency equal the amount
+  paid becomes ``paid`` (one conditional update, so an edit, cancel or delete racing it cannot
+  slip between the check and the write). Already paid by this payment: a duplicate, no-op. Any
+  other case (changed, cancelled, deleted, paid by another payment) publishes
+  ``order.payment_rejected`` on ``events:orders``; the payment service refunds on it.
+- ``payment.refunded``: the order paid by that payment becomes ``refunded``; anything else is
+  logged and acknowledged.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import marshmallow as ma
+from aiohttp import web
+
+from svc_core import Event, Int, Str, keys, utcnow, validate
+from svc_order import domain
+from svc_order.repository import Order, OrderRepository
+
+log = logging.getLogger("svc_order.events")
+
+PAYMENTS_STREAM = "events:payments"
+ORDERS_STREAM = "events:orders"
+CONSUMER_GROUP = "order"
+PAYMENT_SUCCEEDED = "payment.succeeded"
+PAYMENT_REFUNDED = "payment.refunded"
+PAYMENT_REJECTED = "order.payment_rejected"
+
+
+class PaymentEventData(ma.Schema):
+    """Fields beyond the contract are ignored, so the publisher may add some."""
+
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    payment_id = Str(required=True, validate=validate.Length(min=1, max=200))
+    order_id = Str(required=True, validate=validate.Length(min=1, max=200))
+    customer_id = Str(required=True, validate=validate.Length(min=1, max=200))
+    amount = Int(required=True)
+    currency = Str(required=True)
+
+
+async def handle_payment_event(app: web.Application, event: Event) -> None:
+    """Consumer entry point; raising leaves the event pending for a retry."""
+    if event.type not in (PAYMENT_SUCCEEDED, PAYMENT_REFUNDED):
+        return  # not ours to act on
+    try:
+        data: dict[str, Any] = PaymentEventData().load(event.data)
+    except ma.ValidationError as exc:
+        # A malformed event never becomes valid by retrying it: log what was wrong and move on.
+        log.error(
+            "malformed payment event ignored",
+            extra={"event_id": event.event_id, "type": event.type, "errors": exc.messages},
+        )
+        return
+    orders = OrderRepository(app[keys.MONGO_DB])
+    if event.type == PAYMENT_SUCCEEDED:
+        await _payment_succeeded(app, orders, data)
+    else:
+        await _payment_refunded(orders, data)
+
+
+def _moved_by(order: Order | None, payment_id: str, *states: domain.Status) -> bool:
+    return order is not None and order["status"] in states and order.get("payment_id") == payment_id
+
+
+async def _payment_succeeded(
+    app: web.Application, orders: OrderRepository, data: dict[str, Any]
+) -> None:
+    payment_id, order_id = data["payment_id"], data["order_id"]
+    paid = await orders.apply(
+        domain.PAY,
+        order_id,
+        customer_id=data["customer_id"],
+        now=utcnow(),
+        # the charge must match the order as it is at the moment of the write
+        match={"total": data["amount"], "currency": data["currency"]},
+        fields={"payment_id": payment_id},
+    )
+    if paid is not None:
+        log.info("order paid", extra={"order_id": order_id, "payment_id": payment_id})
+        return
+    current = await orders.get(order_id, customer_id=data["customer_id"])
+    if _moved_by(current, payment_id, domain.Status.PAID, domain.Status.REFUNDED):
+        return  # a redelivery of an event already applied
+    log.warning(
+        "payment rejected: order changed",
+        extra={
+            "order_id": order_id,
+            "payment_id": payment_id,
+            "order_status": current["status"] if current else None,
+        },
+    )
+    await app[keys.EVENTS].publish(
+        ORDERS_STREAM,
+        PAYMENT_REJECTED,
+        {
+            "payment_id": payment_id,
+            "order_id": order_id,
+            "customer_id": data["customer_id"],
+            "reason": "order_changed",
+        },
+        event_id=f"{payment_id}:{PAYMENT_REJECTED}",
+    )
+
+
+async def _payment_refunded(orders: OrderRepository, data: dict[str, Any]) -> None:
+    payment_id, order_id = data["payment_id"], data["order_id"]
+    refunded = await orders.apply(
+        domain.REFUND,
+        order_id,
+        customer_id=data["customer_id"],
+        now=utcnow(),
+        match={"payment_id": payment_id},
+    )
+    if refunded is not None:
+        log.info("order refunded", extra={"order_id": order_id, "payment_id": payment_id})
+        return
+    current = await orders.get(order_id, customer_id=data["customer_id"])
+    if _moved_by(current, payment_id, domain.Status.REFUNDED):
+        return  # a redelivery of an event already applied
+    # e.g. the refund of a payment this service rejected: the order never was paid by it
+    log.info(
+        "payment refund ignored: order not paid by this payment",
+        extra={
+            "order_id": order_id,
+            "payment_id": payment_id,
+            "order_status": current["status"] if current else None,
+        },
+    )
