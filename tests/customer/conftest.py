@@ -1,0 +1,120 @@
+"""Fixtures for the customer service's tests: an app with cheap bcrypt and helpers to drive it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from svc_core.testing import random_email, random_username
+from svc_customer import CustomerSettings, create_app
+from svc_customer.domain import Services
+from svc_customer.typedefs import SERVICES
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def customer_settings(make_settings: Callable[..., Any]) -> Callable[..., CustomerSettings]:
+    """``customer_settings(**overrides)``: test settings with bcrypt cost 4."""
+
+    def make(**overrides: Any) -> CustomerSettings:
+        values: dict[str, Any] = {"bcrypt_rounds": 4, "password_pepper": "test-pepper"}
+        values.update(overrides)
+        settings: CustomerSettings = make_settings(CustomerSettings, **values)
+        return settings
+
+    return make
+
+
+@pytest.fixture
+def start(
+    aiohttp_client: Any, customer_settings: Callable[..., CustomerSettings]
+) -> Callable[..., Awaitable[TestClient[Any, Any]]]:
+    """``await start(**settings_overrides)`` → a test client of a fresh customer service."""
+
+    async def run(**overrides: Any) -> TestClient[Any, Any]:
+        client: TestClient[Any, Any] = await aiohttp_client(
+            create_app(customer_settings(**overrides))
+        )
+        return client
+
+    return run
+
+
+@pytest.fixture
+async def client(start: Callable[..., Awaitable[TestClient[Any, Any]]]) -> TestClient[Any, Any]:
+    return await start()
+
+
+class Account:
+    """A registered customer and what logging in gave it."""
+
+    def __init__(self, client: TestClient[Any, Any], username: str, email: str, password: str):
+        self.client = client
+        self.username = username
+        self.email = email
+        self.password = password
+        self.id = ""
+
+    async def login(self, identifier: str | None = None, password: str | None = None) -> Any:
+        resp = await self.client.post(
+            "/auth/login",
+            json={"username": identifier or self.username, "password": password or self.password},
+        )
+        assert resp.status == 200, await resp.text()
+        return await resp.json()
+
+
+async def register(
+    client: TestClient[Any, Any],
+    *,
+    username: str | None = None,
+    email: str | None = None,
+    password: str = PASSWORD,
+) -> Account:
+    account = Account(client, username or random_username(), email or random_email(), password)
+    resp = await client.post(
+        "/auth/register",
+        json={"username": account.username, "email": account.email, "password": password},
+    )
+    assert resp.status == 201, await resp.text()
+    account.id = (await resp.json())["id"]
+    return account
+
+
+def bearer(pair: dict[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {pair['access_token']}"}
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], *, timeout: float = 1.0, interval: float = 0.02
+) -> bool:
+    """Poll ``check`` until it is true or ``timeout`` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if await check():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(interval)
+
+
+async def problem(resp: Any, status: int, code: str) -> dict[str, Any]:
+    """Assert ``resp`` is a problem+json with ``status`` and ``code``; return its body."""
+    text = await resp.text()
+    assert resp.status == status, text
+    assert resp.content_type == "application/problem+json"
+    data: dict[str, Any] = await resp.json(content_type=None)
+    assert data["code"] == code, data
+    assert data["request_id"] == resp.headers["X-Request-ID"]
+    return data
+
+
+def services(client: TestClient[Any, Any]) -> Services:
+    """The running app's parts (repository, sessions, throttles...)."""
+    return client.app[SERVICES]
