@@ -1,0 +1,469 @@
+"""The local gateway: an aiohttp server that runs a rendered kong.yml the way Kong 3.9 would.
+
+DEVELOPMENT TOOL, never the production gateway (that is Kong with the same file). It reproduces
+the subset of Kong the project's kong.yml uses: routing (traditional_compatible priorities),
+round-robin over healthy upstream targets, and the jwt, rate-limiting, cors, correlation-id,
+request-size-limiting and prometheus plugins. Request and response bodies are streamed both
+ways; WebSocket upgrades are proxied frame by frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import posixpath
+import secrets
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+from redis.asyncio import Redis
+
+from svc_core.redis import open_redis
+from svc_gateway.balancer import Balancer
+from svc_gateway.config import GatewayConfig, Plugin, Route, Service, Target
+from svc_gateway.plugins import Context, GatewayPlugin, error_response
+from svc_gateway.plugins.correlation_id import CorrelationId
+from svc_gateway.plugins.cors import Cors
+from svc_gateway.plugins.jwt import CONSUMER_HEADERS, Jwt
+from svc_gateway.plugins.prometheus import Prometheus
+from svc_gateway.plugins.rate_limiting import RateLimiting
+from svc_gateway.plugins.request_size_limiting import RequestSizeLimiting, too_large
+from svc_gateway.router import Router
+
+log = logging.getLogger("svc_gateway")
+BAD_UPSTREAM = "An invalid response was received from the upstream server"
+
+HOP_BY_HOP = frozenset(
+    h.lower()
+    for h in (
+        "Connection",
+        "Keep-Alive",
+        "Proxy-Authenticate",
+        "Proxy-Authorization",
+        "TE",
+        "Trailer",
+        "Trailers",
+        "Transfer-Encoding",
+        "Upgrade",
+        "Host",
+    )
+)
+WS_HANDSHAKE = frozenset(
+    h.lower()
+    for h in (
+        "Sec-WebSocket-Key",
+        "Sec-WebSocket-Version",
+        "Sec-WebSocket-Extensions",
+        "Sec-WebSocket-Protocol",
+    )
+)
+GATEWAY: web.AppKey[Gateway] = web.AppKey("svc_gateway")
+
+
+class BodyTooLarge(Exception):
+    """A body without Content-Length passed request-size-limiting's limit while streaming."""
+
+
+class Gateway:
+    """Plugins, balancers and the proxy for one parsed kong.yml."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        redis_override: str | None = None,
+        redis_factory: Callable[[str], Redis] = open_redis,
+    ) -> None:
+        self.config = config
+        self.router = Router(config.routes)
+        self.balancers = {name: Balancer(u) for name, u in config.upstreams.items()}
+        self._instances: dict[int, GatewayPlugin] = {}
+        self._build: dict[str, Callable[[Plugin], GatewayPlugin]] = {
+            "jwt": lambda p: Jwt(p.config, p.where, config.credentials),
+            "rate-limiting": lambda p: RateLimiting(p, redis_factory, redis_override),
+            "cors": lambda p: Cors(p.config, p.where),
+            "correlation-id": lambda p: CorrelationId(p.config, p.where),
+            "request-size-limiting": lambda p: RequestSizeLimiting(p.config, p.where),
+            "prometheus": lambda p: Prometheus(p.config, p.where),
+        }
+        self.chains = {route.name: self._chain(route) for route in config.routes}
+        self.global_chain = [self._instance(p) for p in config.global_plugins]
+        for service in config.services.values():
+            if service.host not in self.balancers and "-upstream" in service.host:
+                log.warning("service host names no upstream", extra={"service": service.name})
+        self.session: aiohttp.ClientSession | None = None
+
+    def _instance(self, plugin: Plugin) -> GatewayPlugin:
+        key = id(plugin)
+        if key not in self._instances:
+            self._instances[key] = self._build[plugin.name](plugin)
+        return self._instances[key]
+
+    def _chain(self, route: Route) -> list[GatewayPlugin]:
+        """One instance per plugin name, the most specific scope winning (route > service >
+        global), in Kong's PRIORITY order (K:kong/runloop/plugins_iterator.lua)."""
+        chosen: dict[str, Plugin] = {}
+        service = self.config.services[route.service]
+        for scope in (self.config.global_plugins, service.plugins, route.plugins):
+            for plugin in scope:
+                chosen[plugin.name] = plugin
+        chain = [self._instance(p) for p in chosen.values()]
+        return sorted(chain, key=lambda p: p.priority, reverse=True)
+
+    @property
+    def prometheus(self) -> Prometheus | None:
+        for plugin in self._instances.values():
+            if isinstance(plugin, Prometheus):
+                return plugin
+        return None
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.session = aiohttp.ClientSession(
+            auto_decompress=False,
+            connector=aiohttp.TCPConnector(limit=0),
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+        for plugin in self._instances.values():
+            await plugin.start()
+        for balancer in self.balancers.values():
+            await balancer.start()
+
+    async def stop(self) -> None:
+        for balancer in self.balancers.values():
+            await balancer.stop()
+        for plugin in self._instances.values():
+            await plugin.stop()
+        if self.session is not None:
+            await self.session.close()
+
+    # --- request handling -----------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        kong_request_id = secrets.token_hex(16)
+        path = normalize_path(request.path)
+        route = self.router.match(request.method, path)
+        if route is None:
+            return error_response(kong_request_id, 404, "no Route matched with those values")
+        service = self.config.services[route.service]
+        ctx = Context(
+            request=request,
+            route=route,
+            service=service,
+            kong_request_id=kong_request_id,
+            client_ip=request.remote or "",
+            upstream_headers=self._upstream_headers(request, service, path),
+        )
+        ctx.state["path"] = path
+        chain = self.chains[route.name]
+        ran: list[GatewayPlugin] = []
+        for plugin in chain:
+            ran.append(plugin)
+            response = await plugin.access(ctx)
+            if response is not None:
+                return self._finish(ctx, ran, response)
+        if is_websocket(request):
+            return await self._proxy_websocket(ctx, chain)
+        return await self._proxy(ctx, chain)
+
+    def _finish(
+        self, ctx: Context, ran: list[GatewayPlugin], response: web.StreamResponse
+    ) -> web.StreamResponse:
+        """Run the header_filter step of every plugin whose access step ran, in order."""
+        ctx.state["status"] = response.status
+        headers: CIMultiDict[str] = response.headers
+        for plugin in ran:
+            plugin.header_filter(ctx, headers)
+        return response
+
+    def _upstream_headers(
+        self, request: web.Request, service: Service, path: str
+    ) -> CIMultiDict[str]:
+        headers: CIMultiDict[str] = CIMultiDict(
+            (k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP
+        )
+        # Only the gateway sets these (Kong clears them on authenticated routes; the local
+        # gateway clears them on every route so a public route cannot smuggle them either).
+        for name in CONSUMER_HEADERS:
+            headers.popall(name, None)
+        client_ip = request.remote or ""
+        host = request.host.rsplit(":", 1)[0] if request.host else ""
+        port = str(request.transport.get_extra_info("sockname")[1]) if request.transport else ""
+        headers["X-Forwarded-For"] = client_ip
+        headers["X-Forwarded-Proto"] = request.scheme
+        headers["X-Forwarded-Host"] = host
+        headers["X-Forwarded-Port"] = port
+        headers["X-Forwarded-Path"] = path
+        headers["X-Real-IP"] = client_ip
+        headers["Host"] = (
+            service.host if service.port in (80, 443) else (f"{service.host}:{service.port}")
+        )
+        return headers
+
+    def _upstream_path(self, ctx: Context) -> str:
+        request, route = ctx.request, ctx.route
+        path: str = ctx.state["path"]
+        if route.strip_path:
+            prefix = next((p for p in route.paths if path.startswith(p)), "")
+            path = path[len(prefix) :] or "/"
+            if not path.startswith("/"):
+                path = "/" + path
+        if path == request.path:
+            raw = request.raw_path.split("?", 1)[0]
+        else:
+            raw = quote(path, safe="/:@!$&'()*+,;=-._~%")
+        query = request.query_string
+        return raw + (f"?{query}" if query else "")
+
+    def _targets(self, service: Service) -> Callable[[frozenset[str]], Target | None]:
+        balancer = self.balancers.get(service.host)
+        if balancer is not None:
+            return balancer.pick
+        direct = Target(service.host, service.port, 100)
+        return lambda exclude: None if direct.address in exclude else direct
+
+    def _body(self, ctx: Context) -> AsyncIterator[bytes] | None:
+        request = ctx.request
+        if not request.body_exists:
+            return None
+        limit = ctx.body_limit
+
+        async def stream() -> AsyncIterator[bytes]:
+            seen = 0
+            async for chunk in request.content.iter_any():
+                seen += len(chunk)
+                if limit is not None and seen > limit:
+                    raise BodyTooLarge
+                yield chunk
+
+        return stream()
+
+    async def _proxy(self, ctx: Context, chain: list[GatewayPlugin]) -> web.StreamResponse:
+        assert self.session is not None
+        service, request = ctx.service, ctx.request
+        pick = self._targets(service)
+        body = self._body(ctx)
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=service.connect_timeout, sock_read=service.read_timeout
+        )
+        path = self._upstream_path(ctx)
+        tried: set[str] = set()
+        upstream: aiohttp.ClientResponse | None = None
+        for _attempt in range(service.retries + 1):
+            target = pick(frozenset(tried))
+            if target is None:
+                if tried:
+                    break
+                return self._finish(
+                    ctx,
+                    chain,
+                    error_response(
+                        ctx.kong_request_id, 503, "failure to get a peer from the ring-balancer"
+                    ),
+                )
+            tried.add(target.address)
+            try:
+                upstream = await self.session.request(
+                    request.method,
+                    f"{service.protocol}://{target.address}{path}",
+                    headers=ctx.upstream_headers,
+                    data=body,
+                    allow_redirects=False,
+                    timeout=timeout,
+                    skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+                )
+                break
+            except aiohttp.ClientConnectorError:
+                continue  # nothing was sent: the next target may take it (Kong's retries)
+            except BodyTooLarge:
+                return self._finish(ctx, chain, too_large(ctx))
+            except TimeoutError:
+                return self._finish(
+                    ctx,
+                    chain,
+                    error_response(ctx.kong_request_id, 504, "The upstream server is timing out"),
+                )
+            except aiohttp.ClientError:
+                break
+        if upstream is None:
+            return self._finish(
+                ctx,
+                chain,
+                error_response(
+                    ctx.kong_request_id,
+                    502,
+                    BAD_UPSTREAM,
+                ),
+            )
+        try:
+            response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+            for name, value in upstream.headers.items():
+                if name.lower() not in HOP_BY_HOP:
+                    response.headers.add(name, value)
+            self._finish(ctx, chain, response)
+            await response.prepare(request)
+            async for chunk in upstream.content.iter_any():
+                await response.write(chunk)
+            await response.write_eof()
+            return response
+        finally:
+            upstream.release()
+
+    async def _proxy_websocket(
+        self, ctx: Context, chain: list[GatewayPlugin]
+    ) -> web.StreamResponse:
+        """Kong OSS proxies a WebSocket as an opaque stream after running the plugins once on
+        the handshake (shared/kong.md §6); here frames are relayed both ways, close codes kept."""
+        assert self.session is not None
+        request = ctx.request
+        target = self._targets(ctx.service)(frozenset())
+        if target is None:
+            return self._finish(
+                ctx,
+                chain,
+                error_response(
+                    ctx.kong_request_id, 503, "failure to get a peer from the ring-balancer"
+                ),
+            )
+        headers = CIMultiDict(
+            (k, v) for k, v in ctx.upstream_headers.items() if k.lower() not in WS_HANDSHAKE
+        )
+        protocols = tuple(
+            p.strip()
+            for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")
+            if p.strip()
+        )
+        url = f"{ctx.service.protocol}://{target.address}{self._upstream_path(ctx)}"
+        try:
+            upstream = await self.session.ws_connect(
+                url,
+                headers=headers,
+                protocols=protocols,
+                autoping=True,
+                max_msg_size=0,
+                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=10.0),
+            )
+        except aiohttp.WSServerHandshakeError as exc:
+            # The upstream refused the upgrade: relay its status (its body is not available).
+            refused = web.Response(status=exc.status)
+            return self._finish(ctx, chain, refused)
+        except aiohttp.ClientError:
+            return self._finish(
+                ctx,
+                chain,
+                error_response(
+                    ctx.kong_request_id,
+                    502,
+                    BAD_UPSTREAM,
+                ),
+            )
+        downstream = web.WebSocketResponse(
+            protocols=(upstream.protocol,) if upstream.protocol else (), max_msg_size=0
+        )
+        self._finish(ctx, chain, downstream)
+        try:
+            await downstream.prepare(request)
+            await relay(downstream, upstream)
+        finally:
+            await upstream.close()
+        return downstream
+
+    # --- the aiohttp app ------------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application(handler_args={"max_field_size": 16384})
+        app[GATEWAY] = self
+
+        async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+            await self.start()
+            yield
+            await self.stop()
+
+        app.cleanup_ctx.append(lifecycle)
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        return app
+
+    def status_app(self) -> web.Application:
+        """Kong's Status API subset: ``/status`` and ``/metrics`` (prometheus)."""
+        app = web.Application()
+
+        async def metrics(request: web.Request) -> web.Response:
+            plugin = self.prometheus
+            text = plugin.render() if plugin else ""
+            for name, balancer in self.balancers.items():
+                for state in balancer.states:
+                    value = 1 if state.healthy else 0
+                    text += (
+                        f'kong_upstream_target_health{{upstream="{name}",'
+                        f'target="{state.target.address}",state="healthy"}} {value}\n'
+                    )
+            return web.Response(text=text, content_type="text/plain")
+
+        async def status(request: web.Request) -> web.Response:
+            return web.json_response(
+                {
+                    "upstreams": {n: b.healthy_targets() for n, b in self.balancers.items()},
+                    "note": "svc-gateway: local development gateway, not Kong",
+                }
+            )
+
+        app.router.add_get("/metrics", metrics)
+        app.router.add_get("/status", status)
+        return app
+
+
+def normalize_path(path: str) -> str:
+    """The path Kong routes on: dot segments removed, duplicate slashes merged."""
+    if "/." not in path and "//" not in path:
+        return path
+    normalized = posixpath.normpath(path)
+    if normalized.startswith("//"):
+        normalized = "/" + normalized.lstrip("/")
+    if path.endswith("/") and normalized != "/":
+        normalized += "/"
+    return normalized
+
+
+def is_websocket(request: web.Request) -> bool:
+    return (
+        request.method == "GET"
+        and request.headers.get("Upgrade", "").lower() == "websocket"
+        and "upgrade" in request.headers.get("Connection", "").lower()
+    )
+
+
+async def relay(
+    downstream: web.WebSocketResponse, upstream: aiohttp.ClientWebSocketResponse
+) -> None:
+    """Copy frames both ways until either side closes; the close code crosses over."""
+
+    async def pump(source: Any, sink: Any) -> None:
+        async for message in source:
+            if message.type == aiohttp.WSMsgType.TEXT:
+                await sink.send_str(message.data)
+            elif message.type == aiohttp.WSMsgType.BINARY:
+                await sink.send_bytes(message.data)
+            else:
+                break
+        code = source.close_code or aiohttp.WSCloseCode.OK
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await sink.close(code=code)
+
+    tasks = [
+        asyncio.create_task(pump(downstream, upstream)),
+        asyncio.create_task(pump(upstream, downstream)),
+    ]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError, RuntimeError):
+                await task
