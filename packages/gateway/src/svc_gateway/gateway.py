@@ -125,6 +125,10 @@ class Gateway:
     # --- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
+        log.warning(
+            "svc-gateway is a local DEVELOPMENT TOOL reproducing a subset of Kong; "
+            "production runs Kong with the same kong.yml"
+        )
         self.session = aiohttp.ClientSession(
             auto_decompress=False,
             connector=aiohttp.TCPConnector(limit=0),
