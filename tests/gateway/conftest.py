@@ -3,6 +3,7 @@ real template (deploy/kong/kong.yml) rendered with this test's keys, Redis and u
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Awaitable, Callable
@@ -41,7 +42,7 @@ async def _echo(request: web.Request) -> web.StreamResponse:
 
 
 async def _ws(request: web.Request) -> web.StreamResponse:
-    if request.headers.get("Authorization") == "Bearer refuse":
+    if request.query.get("refuse"):
         return web.json_response({"status": 401}, status=401)
     ws = web.WebSocketResponse(protocols=("chat.v1",))
     await ws.prepare(request)
@@ -67,15 +68,46 @@ async def _stream(request: web.Request) -> web.StreamResponse:
 
 
 async def _health(request: web.Request) -> web.Response:
+    if request.app[SICK][0]:
+        return web.json_response({"status": "sick"}, status=503)
     return web.json_response({"status": "ok"})
+
+
+RELEASE: web.AppKey[asyncio.Event] = web.AppKey("release")
+FIRST_CHUNK: web.AppKey[asyncio.Event] = web.AppKey("first_chunk")
+SICK: web.AppKey[list[bool]] = web.AppKey("sick")
+
+
+async def _slow(request: web.Request) -> web.StreamResponse:
+    """One chunk, then wait for the test to say it has seen it, then the rest."""
+    response = web.StreamResponse()
+    await response.prepare(request)
+    await response.write(b"first-chunk;")
+    await request.app[RELEASE].wait()
+    await response.write(b"rest")
+    await response.write_eof()
+    return response
+
+
+async def _upload(request: web.Request) -> web.Response:
+    """Tell the test once the first request chunk has arrived, then read the rest."""
+    first = await request.content.readany()
+    request.app[FIRST_CHUNK].set()
+    rest = await request.content.read()
+    return web.json_response({"received": len(first) + len(rest)})
 
 
 def upstream_app() -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[RECORDED] = []
+    app[RELEASE] = asyncio.Event()
+    app[FIRST_CHUNK] = asyncio.Event()
+    app[SICK] = [False]
     app.router.add_get("/health", _health)
     app.router.add_get("/cache/ws", _ws)
     app.router.add_get("/orders/stream", _stream)
+    app.router.add_get("/orders/slow", _slow)
+    app.router.add_post("/orders/upload", _upload)
     app.router.add_route("*", "/{tail:.*}", _echo)
     return app
 
@@ -104,9 +136,7 @@ def gateway_env(
 
 
 @pytest.fixture
-def render(
-    tmp_path: Path, redis_url: str, test_keys: KeyPair
-) -> Callable[..., Path]:
+def render(tmp_path: Path, redis_url: str, test_keys: KeyPair) -> Callable[..., Path]:
     """``render(targets={...}, **env)`` → the path of kong.yml rendered for this test."""
 
     def make(targets: dict[str, str], template: Path = TEMPLATE, **extra: str) -> Path:
@@ -150,3 +180,18 @@ def body_json(raw: bytes) -> Any:
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() == "true"
+
+
+def gateway_of(client: TestClient[Any, Any]) -> Gateway:
+    from svc_gateway.gateway import GATEWAY
+
+    return client.server.app[GATEWAY]
+
+
+def pin_clock(client: TestClient[Any, Any], now: float) -> None:
+    """Fix the rate limiter's clock, so a test never straddles a window boundary."""
+    from svc_gateway.plugins.rate_limiting import RateLimiting
+
+    for plugin in gateway_of(client)._instances.values():
+        if isinstance(plugin, RateLimiting):
+            plugin.clock = lambda: now

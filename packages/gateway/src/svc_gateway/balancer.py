@@ -71,14 +71,18 @@ class Balancer:
             self._tasks.append(asyncio.create_task(self._watch(state, check)))
 
     async def stop(self) -> None:
+        await self.stop_watching()
+        if self._session is not None:
+            await self._session.close()
+
+    async def stop_watching(self) -> None:
+        """Stop the periodic probes (tests drive ``probe`` by hand)."""
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
-        if self._session is not None:
-            await self._session.close()
 
     async def _watch(self, state: TargetState, check: ActiveCheck) -> None:
         while True:

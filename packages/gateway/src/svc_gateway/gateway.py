@@ -243,6 +243,7 @@ class Gateway:
             async for chunk in request.content.iter_any():
                 seen += len(chunk)
                 if limit is not None and seen > limit:
+                    ctx.state["body_too_large"] = True  # aiohttp may wrap the exception
                     raise BodyTooLarge
                 yield chunk
 
@@ -295,6 +296,10 @@ class Gateway:
                 )
             except aiohttp.ClientError:
                 break
+        if ctx.state.get("body_too_large"):
+            if upstream is not None:
+                upstream.release()
+            return self._finish(ctx, chain, too_large(ctx))
         if upstream is None:
             return self._finish(
                 ctx,

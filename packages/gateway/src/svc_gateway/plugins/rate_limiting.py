@@ -109,6 +109,7 @@ class RateLimiting(GatewayPlugin):
                 raise ConfigError(f"rate-limiting at {where}: redis.ssl is not supported locally")
             self.redis_url = redis_override or redis_url(redis)
         self.redis: Redis | None = None
+        self.clock: Callable[[], float] = time.time  # tests pin the window with a fixed clock
         self._local: dict[str, tuple[int, float]] = {}
 
     async def start(self) -> None:
@@ -163,7 +164,7 @@ class RateLimiting(GatewayPlugin):
             await pipe.execute()
 
     async def access(self, ctx: Context) -> web.StreamResponse | None:
-        now = int(time.time())
+        now = int(self.clock())
         now_ms = now * 1000
         starts = period_starts(now)
         keys = self.keys(self.identifier(ctx), starts)
