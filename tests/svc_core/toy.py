@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import ClassVar
 
 from aiohttp import web
@@ -24,6 +25,7 @@ from svc_core import (
     keys,
     new_id,
     query,
+    run,
     to_rfc3339,
     utcnow,
     validate,
@@ -36,6 +38,7 @@ class ToySettings(Settings):
     service_name: ClassVar[str] = "toy"
     default_port: ClassVar[int] = 3999
     greeting_secret: str = env("TOY_SECRET", "dev-only-change-me", secret=True)
+    slow_seconds: float = env("TOY_SLOW_SECONDS", 1.0)
 
 
 class NoteIn(Schema):
@@ -104,6 +107,13 @@ async def hello(request: web.Request) -> web.Response:
     return web.json_response({"hello": "world"})
 
 
+@routes.get("/public/slow", public=True)
+async def slow(request: web.Request) -> web.Response:
+    """Takes a while: used to show that shutdown lets in-flight requests finish."""
+    await asyncio.sleep(float(request.app[keys.SETTINGS].slow_seconds))
+    return web.json_response({"slow": "done"})
+
+
 @routes.get("/boom")
 async def boom(request: web.Request) -> web.Response:
     raise RuntimeError("secret internal detail /etc/passwd")
@@ -122,3 +132,7 @@ def create_toy_app(settings: ToySettings) -> web.Application:
         mongo_indexes=[Index("notes", [("owner", 1), ("created_at", -1), ("_id", -1)])],
         redis=True,
     )
+
+
+if __name__ == "__main__":
+    run(ToySettings, create_toy_app)

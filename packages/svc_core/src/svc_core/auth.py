@@ -289,8 +289,11 @@ async def revoke_session(redis: Redis, sid: str, *, until: float) -> None:
 class RevocationList:
     """Revoked session ids, mirrored locally while a pub/sub subscription is live."""
 
+    POLL = 0.25
+
     def __init__(self, redis: Redis, *, retry_delay: float = 0.5) -> None:
         self.redis = redis
+        self._stopping = False
         self.retry_delay = retry_delay
         self._revoked: dict[str, float] = {}
         self.synced = False
@@ -314,18 +317,25 @@ class RevocationList:
 
     def start(self) -> None:
         if self._task is None:
+            self._stopping = False
             self._task = asyncio.create_task(self._follow(), name="svc-core-revocations")
 
     async def stop(self) -> None:
+        # redis-py's get_message does not honour cancellation while it waits, so ask the loop
+        # to finish (it checks between short polls) and cancel only as a last resort.
+        self._stopping = True
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._task), self.POLL * 4)
+            if not self._task.done():
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
             self._task = None
         self.synced = False
 
     async def _follow(self) -> None:
-        while True:
+        while not self._stopping:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 # Subscribe first, then load the set: nothing revoked in between is missed.
@@ -336,8 +346,8 @@ class RevocationList:
                 )
                 self._revoked = {str(sid): float(until) for sid, until in current}
                 self.synced = True
-                while True:
-                    message = await pubsub.get_message(timeout=1.0)
+                while not self._stopping:
+                    message = await pubsub.get_message(timeout=self.POLL)
                     if message is not None and message.get("type") == "message":
                         self._apply(message["data"])
                     self._prune()
@@ -350,7 +360,8 @@ class RevocationList:
                         extra={"error": repr(exc)},
                     )
                 self.synced = False
-                await asyncio.sleep(self.retry_delay)
+                if not self._stopping:
+                    await asyncio.sleep(self.retry_delay)
             finally:
                 self.synced = False
                 with contextlib.suppress(Exception):

@@ -23,6 +23,21 @@ def to_rfc3339(value: dt.datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
+_last = [0, 0]  # (milliseconds, sequence) of the previous id made in this process
+
+
 def new_id() -> str:
-    """An opaque, roughly time-ordered id: 12 hex digits of milliseconds, 12 random."""
-    return f"{int(time.time() * 1000):012x}{secrets.token_hex(6)}"
+    """An opaque, time-ordered id: 12 hex digits of milliseconds, a 4-digit sequence, 8 random.
+
+    Ids made in one process increase strictly, so "newest first, ties broken by id" lists
+    items in creation order even when several share a millisecond.
+    """
+    millis = int(time.time() * 1000)
+    if millis <= _last[0]:
+        millis, seq = _last[0], _last[1] + 1
+        if seq > 0xFFFF:
+            millis, seq = millis + 1, 0
+    else:
+        seq = 0
+    _last[0], _last[1] = millis, seq
+    return f"{millis:012x}{seq:04x}{secrets.token_hex(4)}"

@@ -98,6 +98,7 @@ class Consumer:
         self.batch = batch
         self.dead_letter = f"{stream}:dead"
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._group_ready = False
         self._replayed_own = False
 
@@ -201,7 +202,7 @@ class Consumer:
             await pipe.execute()
 
     async def run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 handled = await self.process_once()
                 if not handled and self._replayed_own:
@@ -219,13 +220,19 @@ class Consumer:
 
     def start(self) -> None:
         if self._task is None:
+            self._stopping = False
             self._task = asyncio.create_task(self.run(), name=f"consumer-{self.stream}")
 
     async def stop(self) -> None:
+        """Finish the entry in hand, then stop (cancel only if that takes too long)."""
+        self._stopping = True
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._task), self.block + 2.0)
+            if not self._task.done():
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
             self._task = None
 
 

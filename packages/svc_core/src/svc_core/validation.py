@@ -71,10 +71,10 @@ def query(request: web.Request, schema: Any = None) -> dict[str, Any]:
     params = request.query
     flat: dict[str, str] = {}
     repeated: dict[str, list[str]] = {}
-    for key in params:
+    for key, value in params.items():
         if key in flat:
             repeated[key] = ["Given more than once."]
-        flat[key] = params[key]
+        flat[key] = value
     if repeated:
         raise ValidationFailed(repeated)
     schema = schema if schema is not None else _spec_schema(request, "query")

@@ -1,0 +1,186 @@
+"""The error model and request validation: problem+json bodies per api.md's Conventions."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.svc_core.toy import ToySettings, create_toy_app
+
+PROBLEM_FIELDS = {"type", "title", "status", "detail", "code", "request_id"}
+
+
+@pytest.fixture
+async def client(aiohttp_client, make_settings):
+    return await aiohttp_client(create_toy_app(make_settings(ToySettings)))
+
+
+@pytest.fixture
+def headers(auth_header):
+    return auth_header(sub="cust-1")
+
+
+async def problem(resp, status: int, code: str) -> dict:
+    assert resp.status == status, await resp.text()
+    assert resp.content_type == "application/problem+json"
+    data = await resp.json(content_type=None)
+    assert set(data) >= PROBLEM_FIELDS
+    assert data["status"] == status
+    assert data["code"] == code
+    assert data["request_id"] == resp.headers["X-Request-ID"]
+    return data
+
+
+async def test_malformed_json_is_400(client, headers):
+    resp = await client.post(
+        "/notes", data=b'{"title": ', headers={**headers, "Content-Type": "application/json"}
+    )
+    await problem(resp, 400, "malformed_json")
+
+
+async def test_invalid_utf8_is_400(client, headers):
+    resp = await client.post(
+        "/notes", data=b'{"title": "\xff"}', headers={**headers, "Content-Type": "application/json"}
+    )
+    await problem(resp, 400, "malformed_json")
+
+
+async def test_wrong_content_type_is_400(client, headers):
+    resp = await client.post(
+        "/notes", data=b"title=x", headers={**headers, "Content-Type": "text/plain"}
+    )
+    data = await problem(resp, 400, "unsupported_content_type")
+    assert "application/json" in data["detail"]
+
+
+async def test_unknown_field_is_422_and_not_stored(client, headers):
+    resp = await client.post("/notes", json={"title": "a", "role": "admin"}, headers=headers)
+    data = await problem(resp, 422, "validation_failed")
+    assert data["errors"] == {"role": ["Unknown field."]}
+    listing = await (await client.get("/notes", headers=headers)).json()
+    assert listing["items"] == []
+
+
+async def test_operator_injection_is_a_type_error(client, headers):
+    resp = await client.post("/notes", json={"title": {"$ne": None}}, headers=headers)
+    data = await problem(resp, 422, "validation_failed")
+    assert data["errors"] == {"title": ["Not a valid string."]}
+
+
+@pytest.mark.parametrize("stars", [True, 1.5, "3", None])
+async def test_strict_integers(client, headers, stars):
+    resp = await client.post("/notes", json={"title": "a", "stars": stars}, headers=headers)
+    data = await problem(resp, 422, "validation_failed")
+    assert list(data["errors"]) == ["stars"]
+
+
+async def test_nested_errors_have_dotted_paths(client, headers):
+    resp = await client.post("/notes", json={"title": "", "tags": ["ok", ""]}, headers=headers)
+    data = await problem(resp, 422, "validation_failed")
+    assert set(data["errors"]) == {"title", "tags.1"}
+
+
+async def test_non_object_body_is_422(client, headers):
+    resp = await client.post("/notes", json=[1, 2], headers=headers)
+    await problem(resp, 422, "validation_failed")
+
+
+@pytest.mark.parametrize("payload", [b"", b"{}", b"  "])
+async def test_route_without_body_accepts_empty_or_empty_object(client, headers, payload):
+    resp = await client.post(
+        "/notes/ping", data=payload, headers={**headers, "Content-Type": "application/json"}
+    )
+    assert resp.status == 200
+    assert await resp.json() == {"pong": True}
+
+
+async def test_route_without_body_rejects_fields(client, headers):
+    resp = await client.post("/notes/ping", json={"x": 1}, headers=headers)
+    data = await problem(resp, 422, "validation_failed")
+    assert data["errors"] == {"x": ["Unknown field."]}
+
+
+async def test_unknown_route_is_404_problem(client):
+    resp = await client.get("/nope")
+    await problem(resp, 404, "not_found")
+
+
+async def test_wrong_method_is_405_problem(client, headers):
+    resp = await client.delete("/notes", headers=headers)
+    await problem(resp, 405, "method_not_allowed")
+    assert "Allow" in resp.headers
+
+
+async def test_body_over_limit_is_413(aiohttp_client, make_settings, auth_header):
+    app = create_toy_app(make_settings(ToySettings, client_max_size=1024))
+    client = await aiohttp_client(app)
+    big = json.dumps({"title": "x" * 2000})
+    resp = await client.post(
+        "/notes",
+        data=big,
+        headers={**auth_header(sub="c"), "Content-Type": "application/json"},
+    )
+    await problem(resp, 413, "payload_too_large")
+
+
+async def test_crash_is_generic_500_without_traceback(client, headers, caplog):
+    resp = await client.get("/boom", headers=headers)
+    data = await problem(resp, 500, "internal_error")
+    text = json.dumps(data)
+    assert "Traceback" not in text
+    assert "/etc/passwd" not in text
+    assert "RuntimeError" not in text
+    # the traceback goes to the log instead, tagged with the same request id
+    crash = [r for r in caplog.records if r.getMessage() == "unhandled error"]
+    assert crash
+    assert crash[0].exc_info is not None
+
+
+async def test_domain_problem_with_code(client, headers):
+    resp = await client.post("/notes", json={"title": "taken"}, headers=headers)
+    data = await problem(resp, 409, "title_taken")
+    assert data["detail"] == "That title is taken."
+
+
+async def test_query_validation(client, headers):
+    for params, path in [
+        ({"limit": "0"}, "limit"),
+        ({"limit": "101"}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"cursor": "!!not-a-cursor"}, "cursor"),
+        ({"sort": "title"}, "sort"),
+    ]:
+        resp = await client.get("/notes", params=params, headers=headers)
+        data = await problem(resp, 422, "validation_failed")
+        assert list(data["errors"]) == [path], params
+
+
+async def test_repeated_query_parameter_is_422(client, headers):
+    resp = await client.get("/notes?limit=1&limit=2", headers=headers)
+    data = await problem(resp, 422, "validation_failed")
+    assert data["errors"] == {"limit": ["Given more than once."]}
+
+
+async def test_pagination_walks_every_item_once_newest_first(client, headers):
+    created = []
+    for i in range(7):
+        resp = await client.post("/notes", json={"title": f"n{i}"}, headers=headers)
+        created.append((await resp.json())["id"])
+    seen, cursor = [], None
+    while True:
+        params = {"limit": "3", **({"cursor": cursor} if cursor else {})}
+        page = await (await client.get("/notes", params=params, headers=headers)).json()
+        seen += [item["id"] for item in page["items"]]
+        if len(seen) == 3:  # a note added mid-walk must not shift the pages
+            await client.post("/notes", json={"title": "late"}, headers=headers)
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == list(reversed(created))
+
+
+async def test_pagination_is_per_owner(client, auth_header):
+    await client.post("/notes", json={"title": "mine"}, headers=auth_header(sub="a"))
+    page = await (await client.get("/notes", headers=auth_header(sub="b"))).json()
+    assert page == {"items": [], "next_cursor": None}
