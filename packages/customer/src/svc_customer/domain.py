@@ -152,8 +152,11 @@ async def login(svc: Services, *, identifier: str, password: str) -> TokenPair:
     customer = await svc.customers.find_by_identifier(identifier)
     try:
         async with svc.login_throttle.attempt(_throttle_subject(customer, identifier)) as attempt:
-            stored = customer["password_hash"] if customer else None
-            if customer is None or not await svc.hasher.verify(password, stored):
+            # Always one bcrypt check (against a dummy hash for an unknown account).
+            matches = await svc.hasher.verify(
+                password, customer["password_hash"] if customer else None
+            )
+            if customer is None or not matches:
                 attempt.failed()
                 raise InvalidCredentials()
             attempt.succeeded()
