@@ -67,10 +67,11 @@ class StackOptions:
     environ: Mapping[str, str] = dataclasses.field(default_factory=lambda: dict(os.environ))
     service_env: dict[str, str] = dataclasses.field(default_factory=dict)  # e.g. BCRYPT_ROUNDS
     ready_timeout: float = 60.0
+    dev_dir: Path | None = None  # keys and the rendered kong.yml; default <root>/.dev
 
     @property
     def work_dir(self) -> Path:
-        return self.root / ".dev"
+        return self.dev_dir or self.root / ".dev"
 
 
 def settings_class(create_app: Any) -> type[Settings]:
