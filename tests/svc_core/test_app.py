@@ -1,0 +1,399 @@
+"""The app factory's own endpoints, request ids and logs, settings, CORS, service client,
+MongoDB stand-in, and graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+from pymongo.errors import DuplicateKeyError
+
+from svc_core import RouteTable, create_app, keys
+from svc_core.client import ServiceClient
+from svc_core.errors import DependencyUnavailable
+from svc_core.logs import JSONFormatter, request_id_var
+from svc_core.mongo import Index, apply_indexes, open_client
+from svc_core.settings import Settings, SettingsError
+from svc_core.testing import free_port
+from svc_core.testing.redis_server import RedisServer
+from tests.svc_core.toy import ToySettings, create_toy_app
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+async def client(aiohttp_client, make_settings):
+    return await aiohttp_client(create_toy_app(make_settings(ToySettings)))
+
+
+# --- /health /ready /metrics /openapi.json --------------------------------------------------
+
+
+async def test_health(client):
+    resp = await client.get("/health")
+    assert resp.status == 200
+    assert await resp.json() == {"status": "ok"}
+
+
+async def test_ready_names_each_dependency(client):
+    resp = await client.get("/ready")
+    assert resp.status == 200
+    assert await resp.json() == {"status": "ready", "checks": {"mongodb": "ok", "redis": "ok"}}
+
+
+async def test_ready_follows_redis_down_and_back_without_restart(aiohttp_client, make_settings):
+    server = RedisServer().start()
+    try:
+        app = create_toy_app(make_settings(ToySettings, redis_url=f"{server.url}/0"))
+        client = await aiohttp_client(app)
+        assert (await client.get("/ready")).status == 200
+        server.stop()
+        resp = await client.get("/ready")
+        assert resp.status == 503
+        body = await resp.json()
+        assert body["status"] == "not_ready"
+        assert body["checks"]["mongodb"] == "ok"
+        assert body["checks"]["redis"] != "ok"
+        server.start()
+        deadline = time.monotonic() + 10
+        while (resp := await client.get("/ready")).status != 200:
+            assert time.monotonic() < deadline, await resp.text()
+            await asyncio.sleep(0.1)
+        assert (await resp.json())["checks"] == {"mongodb": "ok", "redis": "ok"}
+    finally:
+        server.stop()
+
+
+async def test_protected_route_answers_503_problem_while_redis_is_down(
+    aiohttp_client, make_settings, auth_header
+):
+    server = RedisServer().start()
+    try:
+        app = create_toy_app(make_settings(ToySettings, redis_url=f"{server.url}/0"))
+        client = await aiohttp_client(app)
+        headers = auth_header(sub="c")
+        assert (await client.get("/whoami", headers=headers)).status == 200
+        server.stop()
+        deadline = time.monotonic() + 5
+        while (resp := await client.get("/whoami", headers=headers)).status == 200:
+            assert time.monotonic() < deadline  # the mirror notices the lost feed
+            await asyncio.sleep(0.05)
+        assert resp.status == 503
+        assert (await resp.json())["code"] == "dependency_unavailable"
+    finally:
+        server.stop()
+
+
+async def test_metrics_count_requests_by_route_and_status(client, auth_header):
+    await client.get("/notes", headers=auth_header(sub="m"))
+    await client.get("/notes")
+    text = await (await client.get("/metrics")).text()
+    assert 'http_requests_total{method="GET",route="/notes",service="toy",status="200"} 1.0' in text
+    assert 'http_requests_total{method="GET",route="/notes",service="toy",status="401"} 1.0' in text
+    assert "http_request_duration_seconds_bucket" in text
+
+
+async def test_openapi_is_built_from_the_route_schemas(client):
+    spec = await (await client.get("/openapi.json")).json()
+    assert spec["openapi"] == "3.1.0"
+    post = spec["paths"]["/notes"]["post"]
+    body_schema = post["requestBody"]["content"]["application/json"]["schema"]
+    assert body_schema == {"$ref": "#/components/schemas/NoteIn"}
+    note_in = spec["components"]["schemas"]["NoteIn"]
+    assert note_in["required"] == ["title"]
+    assert note_in["properties"]["title"]["maxLength"] == 100
+    assert {"201", "401", "409", "422"} <= set(post["responses"])
+    listing = spec["paths"]["/notes"]["get"]
+    assert {p["name"] for p in listing["parameters"]} == {"limit", "cursor"}
+    assert "security" not in spec["paths"]["/public/hello"]["get"]
+
+
+# --- request ids and logs -------------------------------------------------------------------
+
+
+async def test_request_id_is_echoed(client):
+    resp = await client.get("/health", headers={"X-Request-ID": "abc-123"})
+    assert resp.headers["X-Request-ID"] == "abc-123"
+
+
+async def test_request_id_is_generated_when_missing(client):
+    one = (await client.get("/health")).headers["X-Request-ID"]
+    two = (await client.get("/health")).headers["X-Request-ID"]
+    assert one
+    assert one != two
+
+
+async def test_request_id_is_cut_and_cleaned(client):
+    resp = await client.get("/health", headers={"X-Request-ID": "a\tb" + "x" * 300})
+    assert resp.headers["X-Request-ID"] == "ab" + "x" * 126
+
+
+async def test_problem_carries_the_request_id(client):
+    resp = await client.get("/whoami", headers={"X-Request-ID": "trace-me"})
+    assert (await resp.json())["request_id"] == "trace-me"
+
+
+async def test_access_log_is_json_with_request_id_and_no_token(client, caplog, make_token):
+    caplog.set_level(logging.INFO, logger="svc_core.access")
+    token = make_token()
+    await client.get(
+        "/notes?limit=5",
+        headers={"Authorization": f"Bearer {token}", "X-Request-ID": "log-me"},
+    )
+    [record] = [r for r in caplog.records if r.name == "svc_core.access"]
+    request_id_var.set("log-me")  # the formatter reads the id of the request being logged
+    line = json.loads(JSONFormatter("toy").format(record))
+    request_id_var.set(None)
+    assert line["message"] == "request"
+    assert line["status"] == 200
+    assert line["path"] == "/notes"
+    assert line["route"] == "/notes"
+    assert line["request_id"] == "log-me"
+    assert token not in json.dumps(line)
+
+
+def test_log_lines_carry_the_request_id_of_the_request():
+    record = logging.makeLogRecord({"name": "x", "msg": "hello", "levelname": "INFO"})
+    reset = request_id_var.set("r-1")
+    try:
+        line = json.loads(JSONFormatter("svc").format(record))
+    finally:
+        request_id_var.reset(reset)
+    assert line["request_id"] == "r-1"
+    assert line["service"] == "svc"
+    assert line["time"].endswith("Z")
+
+
+# --- settings -------------------------------------------------------------------------------
+
+
+def test_settings_parse_types():
+    s = ToySettings.from_env(
+        {"PORT": "4000", "ACCESS_LOG": "false", "CORS_ORIGINS": "http://a, http://b"}
+    )
+    assert s.listen_port == 4000
+    assert s.access_log is False
+    assert s.cors_origins == ("http://a", "http://b")
+    assert ToySettings.from_env({}).listen_port == 3999
+
+
+@pytest.mark.parametrize(
+    ("environ", "variable"),
+    [
+        ({"PORT": "eighty"}, "PORT"),
+        ({"ACCESS_LOG": "maybe"}, "ACCESS_LOG"),
+        ({"SHUTDOWN_TIMEOUT": "soon"}, "SHUTDOWN_TIMEOUT"),
+        ({"ENVIRONMENT": "staging"}, "ENVIRONMENT"),
+    ],
+)
+def test_bad_settings_name_the_variable(environ, variable):
+    with pytest.raises(SettingsError, match=variable):
+        ToySettings.from_env(environ)
+
+
+def test_production_refuses_placeholder_secrets():
+    with pytest.raises(SettingsError, match="TOY_SECRET"):
+        ToySettings.from_env({"ENVIRONMENT": "production"})
+    real = ToySettings.from_env({"ENVIRONMENT": "production", "TOY_SECRET": "s3cr3t-value"})
+    assert real.greeting_secret == "s3cr3t-value"
+
+
+def test_production_requires_database_urls():
+    s = ToySettings.from_env({"ENVIRONMENT": "production", "TOY_SECRET": "x-real"})
+    with pytest.raises(SettingsError, match="MONGO_URL"):
+        s.resolved_mongo_url()
+    with pytest.raises(SettingsError, match="REDIS_URL"):
+        s.resolved_redis_url()
+    assert ToySettings.from_env({}).resolved_mongo_url() == "memory://"
+
+
+def test_describe_masks_secrets_and_passwords():
+    s = ToySettings.from_env({"TOY_SECRET": "hunter2", "REDIS_URL": "redis://user:pw@redis:6379/0"})
+    text = json.dumps(s.describe())
+    assert "hunter2" not in text
+    assert "pw@" not in text
+    assert "redis:6379/0" in text
+
+
+def test_run_exits_with_the_variable_name(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.svc_core.toy"],
+        cwd=ROOT,
+        env={**os.environ, "PORT": "not-a-port"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode != 0
+    assert "PORT" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+# --- CORS without the gateway ---------------------------------------------------------------
+
+
+async def test_cors_when_configured(aiohttp_client, make_settings):
+    settings = make_settings(ToySettings, cors_origins=("http://localhost:3000",))
+    client = await aiohttp_client(create_toy_app(settings))
+    resp = await client.options(
+        "/notes",
+        headers={
+            "Origin": "http://localhost:3000",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "Authorization, Content-Type",
+        },
+    )
+    assert resp.status == 200  # a preflight never needs a token
+    assert resp.headers["Access-Control-Allow-Origin"] == "http://localhost:3000"
+    assert resp.headers["Access-Control-Max-Age"] == "3600"
+    resp = await client.get("/public/hello", headers={"Origin": "http://localhost:3000"})
+    assert resp.headers["Access-Control-Allow-Origin"] == "http://localhost:3000"
+    assert "X-Request-ID" in resp.headers["Access-Control-Expose-Headers"]
+    resp = await client.get("/public/hello", headers={"Origin": "http://evil.example"})
+    assert "Access-Control-Allow-Origin" not in resp.headers
+
+
+async def test_no_cors_headers_by_default(client):
+    resp = await client.get("/public/hello", headers={"Origin": "http://localhost:3000"})
+    assert "Access-Control-Allow-Origin" not in resp.headers
+
+
+# --- the MongoDB stand-in -------------------------------------------------------------------
+
+
+async def test_memory_mongo_enforces_unique_indexes():
+    db = open_client("memory://")["t"]
+    await apply_indexes(db, [Index("users", [("email", 1)], unique=True)])
+    await db.users.insert_one({"_id": "1", "email": "a@x"})
+    with pytest.raises(DuplicateKeyError):
+        await db.users.insert_one({"_id": "2", "email": "a@x"})
+
+
+async def test_named_memory_mongo_is_shared_between_apps():
+    one = open_client("memory://shared-test")["db"]
+    two = open_client("memory://shared-test")["db"]
+    await one.things.insert_one({"_id": "x"})
+    assert await two.things.find_one({"_id": "x"}) == {"_id": "x"}
+
+
+# --- service-to-service client --------------------------------------------------------------
+
+
+async def test_service_client_retries_idempotent_calls(aiohttp_server):
+    calls: list[dict[str, str]] = []
+
+    async def flaky(request: web.Request) -> web.Response:
+        calls.append(dict(request.headers))
+        if len(calls) < 3:
+            return web.Response(status=503)
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_get("/thing", flaky)
+    app.router.add_post("/thing", flaky)
+    server = await aiohttp_server(app)
+    async with aiohttp.ClientSession() as session:
+        client = ServiceClient(session, str(server.make_url("")), retries=2, backoff=0.01)
+        reset = request_id_var.set("rid-1")
+        try:
+            resp = await client.request("GET", "/thing", token="tok")
+        finally:
+            request_id_var.reset(reset)
+        assert resp.status == 200
+        assert resp.json() == {"ok": True}
+        assert len(calls) == 3
+        assert calls[-1]["X-Request-ID"] == "rid-1"
+        assert calls[-1]["Authorization"] == "Bearer tok"
+        calls.clear()
+        resp = await client.request("POST", "/thing")  # never retried: not idempotent
+        assert resp.status == 503
+        assert len(calls) == 1
+
+
+async def test_service_client_unreachable_is_dependency_unavailable():
+    async with aiohttp.ClientSession() as session:
+        client = ServiceClient(session, f"http://127.0.0.1:{free_port()}", backoff=0.01)
+        with pytest.raises(DependencyUnavailable):
+            await client.request("GET", "/anything")
+
+
+async def test_http_client_resource(aiohttp_client, make_settings):
+    routes = RouteTable()
+    app = create_app(make_settings(ToySettings), routes, auth=False, http_client=True)
+    await aiohttp_client(app)
+    assert isinstance(app[keys.HTTP], aiohttp.ClientSession)
+    assert keys.MONGO_DB not in app  # only what the service declared
+    assert keys.REDIS not in app
+
+
+async def test_service_without_mongo_reports_only_redis(aiohttp_client, make_settings):
+    app = create_app(make_settings(Settings), RouteTable(), redis=True, auth=False)
+    client = await aiohttp_client(app)
+    body = await (await client.get("/ready")).json()
+    assert body["checks"] == {"redis": "ok"}
+
+
+# --- graceful shutdown ----------------------------------------------------------------------
+
+
+def test_sigterm_lets_in_flight_requests_finish(redis_url, test_keys, tmp_path):
+    port = free_port()
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "ENVIRONMENT": "test",
+        "REDIS_URL": redis_url,
+        "JWT_PUBLIC_KEYS": test_keys.public_pem,
+        "TOY_SLOW_SECONDS": "1.0",
+        "UVLOOP": "false",
+    }
+    log_path = tmp_path / "toy.log"
+    log_file = log_path.open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.svc_core.toy"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log_file,
+    )
+    try:
+
+        async def scenario() -> int:
+            async with aiohttp.ClientSession() as session:
+                deadline = time.monotonic() + 20
+                while True:
+                    try:
+                        async with session.get(f"http://127.0.0.1:{port}/health") as r:
+                            if r.status == 200:
+                                break
+                    except aiohttp.ClientError:
+                        pass
+                    assert time.monotonic() < deadline, "service did not start"
+                    await asyncio.sleep(0.1)
+                slow = asyncio.create_task(session.get(f"http://127.0.0.1:{port}/public/slow"))
+                await asyncio.sleep(0.3)  # the request is in flight
+                proc.send_signal(signal.SIGTERM)
+                resp = await slow
+                status = resp.status
+                assert await resp.json() == {"slow": "done"}
+                resp.release()
+                return status
+
+        assert asyncio.run(scenario()) == 200
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log_file.close()
+    assert "Traceback" not in log_path.read_text()
