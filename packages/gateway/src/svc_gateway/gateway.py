@@ -171,7 +171,8 @@ class Gateway:
             ran.append(plugin)
             response = await plugin.access(ctx)
             if response is not None:
-                return self._finish(ctx, ran, response)
+                observers = [p for p in chain if p.log_phase and p not in ran]
+                return self._finish(ctx, ran + observers, response)
         if is_websocket(request):
             return await self._proxy_websocket(ctx, chain)
         return await self._proxy(ctx, chain)

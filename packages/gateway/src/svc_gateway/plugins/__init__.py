@@ -56,6 +56,8 @@ def error_response(
 class GatewayPlugin:
     name = ""
     priority = 0
+    # Works in Kong's log phase, which runs for every response, the plugins' own exits included.
+    log_phase = False
 
     def __init__(self, config: dict[str, Any], where: str) -> None:
         self.config = config
