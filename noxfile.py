@@ -96,7 +96,7 @@ def typecheck(session: nox.Session) -> None:
 
 
 @nox.session
-@nox.parametrize("target", list(TEST_TARGETS))
+@nox.parametrize("target", list(TEST_TARGETS), ids=list(TEST_TARGETS))
 def tests(session: nox.Session, target: str) -> None:
     """pytest for one package (or the gateway and end-to-end suites: target "stack")."""
     paths = existing(TEST_TARGETS[target])
