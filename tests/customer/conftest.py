@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from svc_core.testing import random_email, random_username
+from svc_core.testing import KeyPair, random_email, random_username
 from svc_customer import CustomerSettings, create_app
 from svc_customer.domain import Services
 from svc_customer.typedefs import SERVICES
@@ -18,12 +18,24 @@ from svc_customer.typedefs import SERVICES
 PASSWORD = "correct horse battery"
 
 
+@pytest.fixture(scope="session")
+def signing_keys() -> KeyPair:
+    """The customer service's signing key in these tests (generating one per app is slow)."""
+    return KeyPair.generate()
+
+
 @pytest.fixture
-def customer_settings(make_settings: Callable[..., Any]) -> Callable[..., CustomerSettings]:
+def customer_settings(
+    make_settings: Callable[..., Any], signing_keys: KeyPair
+) -> Callable[..., CustomerSettings]:
     """``customer_settings(**overrides)``: test settings with bcrypt cost 4."""
 
     def make(**overrides: Any) -> CustomerSettings:
-        values: dict[str, Any] = {"bcrypt_rounds": 4, "password_pepper": "test-pepper"}
+        values: dict[str, Any] = {
+            "bcrypt_rounds": 4,
+            "password_pepper": "test-pepper",
+            "jwt_private_key": signing_keys.private_pem,
+        }
         values.update(overrides)
         settings: CustomerSettings = make_settings(CustomerSettings, **values)
         return settings

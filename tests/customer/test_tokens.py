@@ -101,14 +101,14 @@ async def test_protected_routes_need_a_header_token(client):
 
 
 async def test_a_configured_private_key_signs(start, tmp_path):
-    keypair = KeyPair.generate()
+    keypair = KeyPair.generate()  # not the fixture's default key
     client = await start(jwt_private_key=keypair.private_pem)
     pair = await (await register(client)).login()
     assert jwt.get_unverified_header(pair["access_token"])["kid"] == keypair.kid
 
     path = tmp_path / "signing.pem"
     path.write_text(keypair.private_pem)
-    client = await start(jwt_private_key_file=path)
+    client = await start(jwt_private_key_file=path, jwt_private_key="")
     pair = await (await register(client)).login()
     assert jwt.get_unverified_header(pair["access_token"])["kid"] == keypair.kid
     resp = await client.get("/customers/me", headers=bearer(pair))
@@ -117,7 +117,7 @@ async def test_a_configured_private_key_signs(start, tmp_path):
 
 async def test_a_generated_key_is_announced_in_the_log(start, caplog):
     with caplog.at_level(logging.WARNING, logger="svc_customer.tokens"):
-        await start()
+        await start(jwt_private_key="")
     assert any("generated in memory" in r.getMessage() for r in caplog.records)
 
 
@@ -173,9 +173,9 @@ async def test_an_unreadable_or_bad_key_fails_startup_naming_the_variable(
 ):
     path = tmp_path / "missing.pem"
     with pytest.raises(SettingsError, match="JWT_PRIVATE_KEY_FILE: cannot read"):
-        await load_signing_key(customer_settings(jwt_private_key_file=path))
+        await load_signing_key(customer_settings(jwt_private_key_file=path, jwt_private_key=""))
     path.write_text("not a key")
     with pytest.raises(SettingsError, match="JWT_PRIVATE_KEY_FILE: not an unencrypted PEM"):
-        await load_signing_key(customer_settings(jwt_private_key_file=path))
+        await load_signing_key(customer_settings(jwt_private_key_file=path, jwt_private_key=""))
     with pytest.raises(SettingsError, match="JWT_PRIVATE_KEY: not an unencrypted PEM"):
         await load_signing_key(customer_settings(jwt_private_key="-----BEGIN nonsense"))
