@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from svc_core import keys
 from svc_payment.app import create_app
 from svc_payment.providers import Card, ChargeResult, SandboxProvider
 from svc_payment.settings import PaymentSettings
@@ -206,3 +207,8 @@ async def stream_events(redis: aioredis.Redis, stream: str) -> list[dict[str, An
         {"type": f["type"], "event_id": f["event_id"], "data": json.loads(f["data"])}
         for _id, f in entries
     ]
+
+
+def db(client: TestClient[Any, Any]) -> Any:
+    """The payment app's MongoDB database, to inspect what was stored."""
+    return client.app[keys.MONGO_DB]
