@@ -417,9 +417,17 @@ async def run(options: StackOptions) -> None:
         await stack.stop()
 
 
+class _QuietProbes(logging.Filter):
+    """Drop the access-log lines of health probes (every upstream target, every few seconds)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return getattr(record, "path", None) not in ("/health", "/ready")
+
+
 def main(argv: list[str] | None = None) -> None:
     options = parse_options(argv, dict(os.environ))
     configure_logging("dev", os.environ.get("LOG_LEVEL", "INFO"))
+    logging.getLogger("svc_core.access").addFilter(_QuietProbes())
     try:
         asyncio.run(run(options))
     except RuntimeError as exc:
