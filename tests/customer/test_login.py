@@ -89,6 +89,8 @@ async def test_unknown_user_still_spends_a_bcrypt_check(client):
         {"username": "alice", "password": PASSWORD, "role": "admin"},
         {"username": "", "password": PASSWORD},
         {"username": "alice", "password": "p" * 129},
+        {"username": "alice\ud800", "password": PASSWORD},
+        {"username": "alice", "password": "\udfff" * 8},
     ],
 )
 async def test_malformed_login_is_422(client, payload):

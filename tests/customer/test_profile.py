@@ -155,6 +155,7 @@ async def test_wrong_current_password_is_403(client):
         {"new_password": NEW_PASSWORD},
         {"current_password": {"$ne": None}, "new_password": NEW_PASSWORD},
         {"current_password": PASSWORD, "new_password": NEW_PASSWORD, "logout_all": True},
+        {"current_password": PASSWORD, "new_password": "\ud800" * 9},
     ],
 )
 async def test_invalid_password_change_is_422(client, payload):

@@ -121,6 +121,8 @@ GOOD: dict[str, Any] = {"username": "valid_name", "email": "v@example.com", "pas
         ({"password": "p" * 129}, "password"),
         ({"password": 12345678}, "password"),
         ({"password": True}, "password"),
+        ({"password": "\ud800" * 8}, "password"),  # a lone surrogate is not text
+        ({"email": "a\udc00@example.com"}, "email"),
         ({"role": "admin"}, "role"),
         ({"_id": "mine"}, "_id"),
     ],
