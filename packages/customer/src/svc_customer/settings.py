@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -11,9 +10,6 @@ from svc_core import Settings, SettingsError, env
 MAX_ACCESS_TOKEN_TTL = 900  # api.md: exp at most 15 minutes after iat
 
 
-# chassis-gap: Settings does not turn subclasses into dataclasses, so fields a subclass adds
-# with env() are silently ignored unless the subclass is decorated itself.
-@dataclasses.dataclass(frozen=True, kw_only=True)
 class CustomerSettings(Settings):
     service_name: ClassVar[str] = "customer"
     default_port: ClassVar[int] = 3002
