@@ -244,3 +244,22 @@ async def test_every_key_in_the_bundle_is_a_credential(
         token = mint_token(keys)
         response = await client.get("/orders", headers={"Authorization": f"Bearer {token}"})
         assert response.status == 200
+
+
+async def test_a_verified_token_is_still_refused_once_expired(
+    gateway: TestClient[Any, Any], make_token: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gateway remembers verified signatures, never verified claims: exp is checked on
+    every request (jwt_parser.lua verify_registered_claims runs per request in Kong)."""
+    import types
+
+    from svc_gateway.plugins import jwt as jwt_plugin
+
+    token = make_token(ttl=60)
+    headers = {"Authorization": f"Bearer {token}"}
+    assert (await gateway.get("/orders", headers=headers)).status == 200
+    later = time.time() + 120
+    monkeypatch.setattr(jwt_plugin, "time", types.SimpleNamespace(time=lambda: later))
+    response = await gateway.get("/orders", headers=headers)
+    assert response.status == 401
+    assert json.loads(await response.read()) == {"exp": "token expired"}

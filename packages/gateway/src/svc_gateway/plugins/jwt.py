@@ -15,6 +15,7 @@ import binascii
 import json
 import re
 import time
+from collections import OrderedDict
 from typing import Any
 
 from aiohttp import web
@@ -48,6 +49,7 @@ HASHES: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
     "RS384": hashes.SHA384,
     "RS512": hashes.SHA512,
 }
+VERIFIED_CACHE_SIZE = 10_000
 BEARER = re.compile(r"\s*[Bb]earer\s+(.+)")
 CONSUMER_HEADERS = (
     "X-Consumer-ID",
@@ -113,6 +115,10 @@ class Jwt(GatewayPlugin):
         if config["secret_is_base64"]:
             raise ConfigError(f"jwt at {where}: secret_is_base64 (HS*) is not supported")
         self.run_on_preflight = bool(config["run_on_preflight"])
+        # token -> (credential, claims) once its signature verified: every earlier step is a
+        # pure function of the token and the config, so only the time-dependent claim checks
+        # run again on a hit (an RS256 verification costs more than the rest of the proxy).
+        self._verified: OrderedDict[str, tuple[Credential, dict[str, Any]]] = OrderedDict()
         self.realm: str | None = config["realm"]
 
     def _www_authenticate(self, token_found: bool) -> str:
@@ -137,6 +143,10 @@ class Jwt(GatewayPlugin):
         return list(dict.fromkeys(found))  # duplicates removed, first-seen order kept
 
     def _verify(self, token: str) -> Credential:
+        hit = self._verified.get(token)
+        if hit is not None:
+            self._check_claims(hit[1])
+            return hit[0]
         segments = token.split(".")
         if len(segments) < 3:
             raise JwtFailure({"message": "Bad token; invalid JSON"})
@@ -166,6 +176,9 @@ class Jwt(GatewayPlugin):
             )
         except InvalidSignature:
             raise JwtFailure({"message": "Invalid signature"}) from None
+        self._verified[token] = (credential, claims)
+        if len(self._verified) > VERIFIED_CACHE_SIZE:
+            self._verified.popitem(last=False)
         self._check_claims(claims)
         return credential
 
