@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import jwt
 
@@ -144,3 +145,13 @@ async def test_redis_holds_only_prefixed_expiring_keys_and_no_raw_token(client):
             assert pair["refresh_token"] not in str(await redis.hgetall(key))
         seen.append(key.split(":")[1])
     assert {"session", "refresh", "revoked", "customer-sessions", "throttle"} <= set(seen)
+
+
+async def test_logout_on_one_instance_is_enforced_by_another(start):
+    shared = f"memory://customer-{uuid.uuid4().hex}"  # one database, two service instances
+    first, second = await start(mongo_url=shared), await start(mongo_url=shared)
+    pair = await (await register(first)).login()
+    assert (await second.get("/customers/me", headers=bearer(pair))).status == 200
+    assert (await first.post("/auth/logout", headers=bearer(pair))).status == 204
+    assert await eventually(lambda: revoked(second, pair))  # api.md: within 1 s
+    await problem(await refresh(second, pair["refresh_token"]), 401, "session_revoked")

@@ -21,7 +21,12 @@ from svc_core import (
     utcnow,
 )
 from svc_customer.passwords import PasswordHasher
-from svc_customer.repository import Customer, CustomerRepository, DuplicateField
+from svc_customer.repository import (
+    Customer,
+    CustomerRepository,
+    DuplicateField,
+    normalise_email,
+)
 from svc_customer.sessions import SessionStore
 from svc_customer.throttle import Throttle, Throttled
 from svc_customer.tokens import TokenIssuer
@@ -134,7 +139,7 @@ async def register(svc: Services, *, username: str, email: str, password: str) -
         return await svc.customers.insert(
             customer_id=new_id(),
             username=username,
-            email=email.lower(),
+            email=normalise_email(email),
             password_hash=password_hash,
             now=utcnow(),
         )
@@ -205,7 +210,7 @@ async def change_email(svc: Services, *, customer_id: str, email: str) -> Custom
     """Changing only the case of one's own email is no conflict: emails are stored lower-cased,
     so the unique index sees the same value on the same document."""
     try:
-        customer = await svc.customers.set_email(customer_id, email.lower(), now=utcnow())
+        customer = await svc.customers.set_email(customer_id, normalise_email(email), now=utcnow())
     except DuplicateField:
         raise EmailTaken() from None
     if customer is None:
