@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 import jwt
@@ -162,7 +161,6 @@ def test_settings_read_from_the_environment():
     settings = CustomerSettings.from_env(
         {"ACCESS_TOKEN_TTL": "600", "BCRYPT_ROUNDS": "10", "LOGIN_THROTTLE_WINDOW": "60"}
     )
-    assert dataclasses.astuple(settings)  # a real dataclass: the service's fields were read
     assert (settings.access_token_ttl, settings.bcrypt_rounds) == (600, 10)
     assert settings.login_throttle_window == 60
     assert settings.bcrypt_rounds != CustomerSettings.from_env({}).bcrypt_rounds
