@@ -175,6 +175,19 @@ async def test_parallel_guesses_cannot_exceed_the_limit(client):
     await problem(resp, 429, "login_throttled")
 
 
+async def test_parallel_right_logins_are_not_throttled(client):
+    # More simultaneous attempts than the limit, none failing: no 429 (they queue instead).
+    account = await register(client)
+
+    async def login() -> int:
+        resp = await client.post(
+            "/auth/login", json={"username": account.username, "password": PASSWORD}
+        )
+        return resp.status
+
+    assert await asyncio.gather(*(login() for _ in range(12))) == [200] * 12
+
+
 async def test_the_lock_ends_window_seconds_after_the_fifth_failure(start):
     client = await start(login_throttle_window=1)
     account = await register(client)

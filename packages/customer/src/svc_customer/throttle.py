@@ -6,7 +6,8 @@ before that resets the count.
 
 Each attempt is recorded *before* its password is checked and only turned into a failure or
 erased afterwards, so attempts sent in parallel cannot slip past the limit while bcrypt runs:
-an attempt that would exceed the limit counting those still in flight is refused too.
+an attempt that would exceed the limit counting those still in flight waits for them to settle
+(it is refused only if they fail, as the rule says; legitimate parallel logins just queue).
 
 Keys (both with a TTL): ``customer:throttle:<kind>:<subject>`` (sorted set of attempts, scored by
 time in ms) and ``...:lock`` (present while locked; its PTTL is the time left).
@@ -14,6 +15,7 @@ time in ms) and ``...:lock`` (present while locked; its PTTL is the time left).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import math
@@ -27,14 +29,15 @@ from redis.asyncio import Redis
 PREFIX = "customer:throttle"
 
 # KEYS: attempts, lock. ARGV: now_ms, window_ms, limit, attempt id.
-# Returns 0 when the attempt may go ahead, else the milliseconds to wait.
+# Returns 0 when the attempt may go ahead, the milliseconds left when locked, or -1 when the
+# limit is reached only by counting attempts still in flight (try again when they settle).
 _BEGIN = """
 local left = redis.call('PTTL', KEYS[2])
 if left > 0 then return left end
 local now, window, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 if redis.call('ZCARD', KEYS[1]) >= limit then
-  return 1000
+  return -1
 end
 redis.call('ZADD', KEYS[1], now, ARGV[4])
 redis.call('PEXPIRE', KEYS[1], window)
@@ -74,6 +77,10 @@ class Attempt:
 
 
 class Throttle:
+    #: how often, and how long at most, an attempt waits for those in flight to settle
+    SETTLE_POLL = 0.05
+    SETTLE_TIMEOUT = 10.0
+
     def __init__(self, redis: Redis, kind: str, *, limit: int, window: int) -> None:
         self.redis = redis
         self.kind = kind
@@ -95,9 +102,16 @@ class Throttle:
         a failure counts; an attempt that ends otherwise (an error) is forgotten."""
         keys = self.keys(subject)
         attempt_id = secrets.token_hex(8)
-        wait_ms = int(await self._begin(keys=keys, args=self._args(attempt_id)))
-        if wait_ms > 0:
-            raise Throttled(max(1, math.ceil(wait_ms / 1000)))
+        deadline = time.monotonic() + self.SETTLE_TIMEOUT
+        while True:
+            wait_ms = int(await self._begin(keys=keys, args=self._args(attempt_id)))
+            if wait_ms == 0:
+                break
+            if wait_ms > 0:
+                raise Throttled(max(1, math.ceil(wait_ms / 1000)))
+            if time.monotonic() > deadline:  # flooded with parallel attempts: shed this one
+                raise Throttled(1)
+            await asyncio.sleep(self.SETTLE_POLL)
         attempt = Attempt()
         try:
             yield attempt
