@@ -12,6 +12,9 @@ from typing import Any
 import pytest
 from yarl import URL
 
+from svc_core.auth import revoke_session
+from svc_core.redis import open_redis
+from svc_core.testing import mint_token
 from tests.cache.conftest import assert_problem
 
 JSON = {"Content-Type": "application/json"}
@@ -171,10 +174,8 @@ async def test_colons_cannot_cross_namespaces(client, auth_header):
 
 
 async def test_redis_layout_is_prefixed_and_hides_the_customer_id(client, alice, redis_url):
-    from redis.asyncio import Redis
-
     await put(client, "k", alice, value={"a": 1}, ttl_seconds=60)
-    redis = Redis.from_url(redis_url, decode_responses=True)
+    redis = open_redis(redis_url)
     try:
         names = [name async for name in redis.scan_iter("*")]
         cache_keys = [name for name in names if name.startswith("cache:")]
@@ -203,8 +204,6 @@ async def test_redis_layout_is_prefixed_and_hides_the_customer_id(client, alice,
     ],
 )
 async def test_every_route_needs_a_token(client, method, path, other_keys):
-    from svc_core.testing import mint_token
-
     resp = await client.request(method, path, json={"value": 1})
     assert resp.status == 401
     assert_problem(await resp.json(), 401, "unauthorized")
@@ -214,13 +213,9 @@ async def test_every_route_needs_a_token(client, method, path, other_keys):
 
 
 async def test_revoked_session_is_refused(client, make_token, redis_url):
-    from redis.asyncio import Redis
-
-    from svc_core.auth import revoke_session
-
     headers = {"Authorization": f"Bearer {make_token(sub='c1', sid='s-1')}"}
     assert (await put(client, "k", headers, value=1)).status == 200
-    redis = Redis.from_url(redis_url, decode_responses=True)
+    redis = open_redis(redis_url)
     try:
         await revoke_session(redis, "s-1", until=time.time() + 900)
     finally:

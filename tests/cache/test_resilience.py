@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from svc_cache.app import CacheSettings, create_app
+from svc_core.app import REVOCATIONS
 from svc_core.testing.redis_server import RedisServer
 from tests.cache.conftest import assert_problem
 
@@ -51,6 +52,16 @@ async def test_redis_down_is_503_then_recovers(aiohttp_client, make_settings, al
     resp = await answer(client.get("/ready"))
     assert resp.status == 503
     assert (await resp.json())["checks"]["redis"] != "ok"
+
+    # Once the revocation feed has noticed, the token check itself asks Redis: 503 there too.
+    revocations = client.server.app[REVOCATIONS]
+    deadline = time.monotonic() + COMPLETES_WITHIN
+    while revocations.synced:
+        assert time.monotonic() < deadline, "the revocation feed never noticed Redis was gone"
+        await asyncio.sleep(0.05)
+    resp = await answer(client.get("/cache/k", headers=alice))
+    assert resp.status == 503
+    assert_problem(await resp.json(), 503, "dependency_unavailable")
 
     redis_server.start()  # the same port; nothing was persisted
     deadline = time.monotonic() + COMPLETES_WITHIN
