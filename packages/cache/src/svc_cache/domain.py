@@ -29,7 +29,8 @@ class NotAnInteger(Conflict):
 
 def key_errors(key: str) -> dict[str, list[str]]:
     """``{"key": [message]}`` when ``key`` is not a valid entry key, else ``{}``."""
-    # "." and ".." would be rewritten by URL normalisation on the way here, so never valid.
+    # "." and ".." reach us only percent-encoded (literal ones are dot segments the URL parser
+    # removes); they stay invalid so no proxy or client can read a key as a path step.
     if KEY_PATTERN.fullmatch(key) is None or key in (".", ".."):
         return {"key": ["Must be 1-200 of A-Z a-z 0-9 : _ . - and not '.' or '..'."]}
     return {}
