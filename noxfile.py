@@ -122,7 +122,7 @@ def dev(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Throughput of the chassis against bare aiohttp (see bench/README.md)."""
     install(session, "svc_core[embedded,fast]", extra=("fastapi", "uvicorn"))
-    session.run("python", "bench/run.py", *session.posargs, env={"PYTHONPATH": str(ROOT)})
+    session.run("python", "bench/run.py", *session.posargs)
 
 
 if os.environ.get("CI") == "true":

@@ -100,7 +100,11 @@ async def test_metrics_count_requests_by_route_and_status(client, auth_header):
     text = await (await client.get("/metrics")).text()
     assert 'http_requests_total{method="GET",route="/notes",service="toy",status="200"} 1.0' in text
     assert 'http_requests_total{method="GET",route="/notes",service="toy",status="401"} 1.0' in text
-    assert "http_request_duration_seconds_bucket" in text
+    assert "# TYPE http_request_duration_seconds histogram" in text
+    labels = 'method="GET",route="/notes",service="toy"'
+    assert f"http_request_duration_seconds_count{{{labels}}} 2.0" in text
+    assert f'http_request_duration_seconds_bucket{{le="+Inf",{labels}}} 2.0' in text
+    assert f'http_request_duration_seconds_bucket{{le="0.001",{labels}}}' in text
 
 
 async def test_openapi_is_built_from_the_route_schemas(client):
@@ -143,23 +147,39 @@ async def test_problem_carries_the_request_id(client):
     assert (await resp.json())["request_id"] == "trace-me"
 
 
-async def test_access_log_is_json_with_request_id_and_no_token(client, caplog, make_token):
-    caplog.set_level(logging.INFO, logger="svc_core.access")
+async def test_access_log_is_json_with_request_id_and_no_token(client, capsys, make_token):
     token = make_token()
     await client.get(
         "/notes?limit=5",
-        headers={"Authorization": f"Bearer {token}", "X-Request-ID": "log-me"},
+        headers={"Authorization": f"Bearer {token}", "X-Request-ID": 'log-"me'},
     )
-    [record] = [r for r in caplog.records if r.name == "svc_core.access"]
-    request_id_var.set("log-me")  # the formatter reads the id of the request being logged
-    line = json.loads(JSONFormatter("toy").format(record))
-    request_id_var.set(None)
+    await asyncio.sleep(0.3)  # lines are flushed every 0.1 s
+    err = capsys.readouterr().err
+    assert token not in err
+    lines = [json.loads(line) for line in err.splitlines() if '"svc_core.access"' in line]
+    [line] = [entry for entry in lines if entry["request_id"] == 'log-"me']
     assert line["message"] == "request"
+    assert line["service"] == "toy"
     assert line["status"] == 200
-    assert line["path"] == "/notes"
+    assert line["method"] == "GET"
+    assert line["path"] == "/notes"  # never the query string: it may carry a token
     assert line["route"] == "/notes"
-    assert line["request_id"] == "log-me"
-    assert token not in json.dumps(line)
+    assert line["time"].endswith("Z")
+    assert isinstance(line["duration_ms"], float)
+
+
+async def test_access_log_can_be_turned_off(aiohttp_client, make_settings, capsys):
+    client = await aiohttp_client(create_toy_app(make_settings(ToySettings, access_log=False)))
+    await client.get("/health")
+    await asyncio.sleep(0.3)
+    assert '"svc_core.access"' not in capsys.readouterr().err
+
+
+async def test_access_log_is_flushed_at_shutdown(aiohttp_client, make_settings, capsys):
+    client = await aiohttp_client(create_toy_app(make_settings(ToySettings)))
+    await client.get("/health", headers={"X-Request-ID": "last-words"})
+    await client.close()
+    assert '"request_id": "last-words"' in capsys.readouterr().err
 
 
 def test_log_lines_carry_the_request_id_of_the_request():

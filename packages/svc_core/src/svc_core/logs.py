@@ -6,14 +6,18 @@ made while serving a request (in the handler, the repository, the HTTP client) c
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
+import itertools
 import json
 import logging
 import re
+import secrets
 import sys
 import time
 import traceback
-from typing import Any
+from json.encoder import encode_basestring as _quote
+from typing import Any, TextIO
 
 REQUEST_ID_MAX = 128
 _UNSAFE = re.compile(r"[^\x21-\x7e]")
@@ -23,6 +27,16 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 
 _RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+
+
+_ID_PREFIX = secrets.token_hex(8)
+_ID_COUNTER = itertools.count(1)
+
+
+def new_request_id() -> str:
+    """A unique id for a request that came without one: a random per-process prefix and a
+    counter (Kong's ``uuid#counter`` idea), ~10x cheaper than ``uuid4()`` on the hot path."""
+    return f"{_ID_PREFIX}-{next(_ID_COUNTER):x}"
 
 
 def clean_request_id(value: str | None) -> str | None:
@@ -72,3 +86,75 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root.addHandler(handler)
     root.setLevel(level.upper())
     logging.getLogger("aiohttp.access").propagate = False
+
+
+class AccessLog:
+    """One JSON line per request, buffered and written in batches.
+
+    The access log runs on every request; written through the logging module, one syscall per
+    line, it cost about a third of a request's time in the chassis (bench/). So lines are built
+    directly (same JSON shape as :class:`JSONFormatter`, strings escaped by the json module's C
+    escaper) and flushed every ``flush_interval`` seconds, every ``max_lines`` lines, and at
+    shutdown. A crash can lose at most the last ``flush_interval`` of access lines; error and
+    application logs are not buffered. ``ACCESS_LOG=false`` turns it off.
+    """
+
+    def __init__(
+        self,
+        service: str,
+        stream: TextIO | None = None,
+        *,
+        flush_interval: float = 0.1,
+        max_lines: int = 256,
+    ) -> None:
+        self.stream = stream
+        self.flush_interval = flush_interval
+        self.max_lines = max_lines
+        self._prefix = '"level": "info", "service": ' + _quote(service)
+        self._prefix += ', "logger": "svc_core.access", "message": "request", "request_id": '
+        self._lines: list[str] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._second = -1
+        self._stamp = ""
+
+    def _now(self) -> str:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._stamp}.{int((now - second) * 1000):03d}Z"
+
+    def write(
+        self,
+        request_id: str,
+        method: str,
+        path: str,
+        route: str,
+        status: int,
+        duration_ms: float,
+    ) -> None:
+        self._lines.append(
+            f'{{"time": "{self._now()}", {self._prefix}{_quote(request_id)}, '
+            f'"method": {_quote(method)}, "path": {_quote(path)}, "route": {_quote(route)}, '
+            f'"status": {status}, "duration_ms": {duration_ms}}}\n'
+        )
+        if len(self._lines) >= self.max_lines:
+            self.flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.flush_interval, self.flush)
+
+    def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._lines:
+            return
+        chunk = "".join(self._lines)
+        self._lines.clear()
+        stream = self.stream or sys.stderr
+        try:
+            stream.write(chunk)
+            stream.flush()
+        except (OSError, ValueError):  # a closed or broken log stream must not fail requests
+            pass
