@@ -129,6 +129,17 @@ class Idempotency:
         request_id: str,
         action: Callable[[], Awaitable[Outcome]],
     ) -> Outcome:
+        # Shielded: a request cancelled mid-way (client gone, shutdown) still finishes its charge
+        # and records the outcome, so a retry replays it instead of meeting a half-done claim.
+        return await asyncio.shield(self._settle(customer_id, key, request_id, action))
+
+    async def _settle(
+        self,
+        customer_id: str,
+        key: str,
+        request_id: str,
+        action: Callable[[], Awaitable[Outcome]],
+    ) -> Outcome:
         try:
             outcome = await action()
         except Problem as problem:
@@ -137,7 +148,7 @@ class Idempotency:
                 raise
             outcome = Outcome.from_problem(problem, request_id)
         except BaseException:
-            await asyncio.shield(self.keys.release(customer_id, key))
+            await self.keys.release(customer_id, key)
             raise
         await self.keys.complete(customer_id, key, outcome.stored())
         return outcome
