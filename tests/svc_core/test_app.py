@@ -417,3 +417,35 @@ def test_sigterm_lets_in_flight_requests_finish(redis_url, test_keys, tmp_path):
             proc.wait()
         log_file.close()
     assert "Traceback" not in log_path.read_text()
+
+
+def test_log_lines_name_the_service_of_the_request():
+    from svc_core.logs import service_var
+
+    record = logging.makeLogRecord({"name": "x", "msg": "hi", "levelname": "INFO"})
+    reset = service_var.set("order")
+    try:
+        line = json.loads(JSONFormatter("dev").format(record))
+    finally:
+        service_var.reset(reset)
+    assert line["service"] == "order"
+    assert json.loads(JSONFormatter("dev").format(record))["service"] == "dev"
+
+
+async def test_background_tasks_carry_the_service_name_and_nothing_leaks(
+    aiohttp_client, make_settings
+):
+    from svc_core.logs import service_var
+
+    seen: list[str | None] = []
+
+    async def background(app: web.Application):
+        task = asyncio.create_task(asyncio.sleep(0, result=None))
+        seen.append(service_var.get())
+        yield
+        await task
+
+    app = create_app(make_settings(ToySettings), RouteTable(), auth=False, contexts=[background])
+    await aiohttp_client(app)
+    assert seen == ["toy"]
+    assert service_var.get() is None

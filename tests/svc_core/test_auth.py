@@ -249,3 +249,14 @@ def test_issued_test_tokens_decode_with_pyjwt(test_keys):
     header = jwt.get_unverified_header(token)
     assert header["alg"] == "RS256"
     assert header["kid"] == test_keys.kid
+
+
+async def test_own_revocation_applies_at_once(app, client, make_token):
+    from svc_core.app import REVOCATIONS
+
+    token = make_token(sid="mine")
+    headers = {"Authorization": f"Bearer {token}"}
+    assert (await client.get("/whoami", headers=headers)).status == 200
+    await revoke_session(app[keys.REDIS], "mine", until=time.time() + 900, local=app[REVOCATIONS])
+    # no waiting for the pub/sub echo: the very next request is refused
+    await rejected(await client.get("/whoami", headers=headers), "session_revoked")

@@ -184,3 +184,24 @@ async def test_pagination_is_per_owner(client, auth_header):
     await client.post("/notes", json={"title": "mine"}, headers=auth_header(sub="a"))
     page = await (await client.get("/notes", headers=auth_header(sub="b"))).json()
     assert page == {"items": [], "next_cursor": None}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b'{"title": NaN}', b'{"title": Infinity}', b'{"title": -Infinity}', b"[" * 5000 + b"]" * 5000],
+)
+async def test_non_json_numbers_and_deep_nesting_are_400(client, headers, raw):
+    resp = await client.post(
+        "/notes", data=raw, headers={**headers, "Content-Type": "application/json"}
+    )
+    await problem(resp, 400, "malformed_json")
+
+
+async def test_lone_surrogates_are_422(client, headers):
+    resp = await client.post(
+        "/notes",
+        data=b'{"title": "bad \\ud800 text"}',
+        headers={**headers, "Content-Type": "application/json"},
+    )
+    data = await problem(resp, 422, "validation_failed")
+    assert data["errors"] == {"title": ["Not valid Unicode text."]}

@@ -8,6 +8,7 @@ can use every chassis resource and are torn down before them.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import time
@@ -37,7 +38,13 @@ from svc_core.errors import (
     SessionRevoked,
     Unauthorized,
 )
-from svc_core.logs import AccessLog, clean_request_id, new_request_id, request_id_var
+from svc_core.logs import (
+    AccessLog,
+    clean_request_id,
+    new_request_id,
+    request_id_var,
+    service_var,
+)
 from svc_core.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from svc_core.metrics import Metrics
 from svc_core.openapi import build_spec
@@ -113,6 +120,7 @@ def _chassis_middleware(
     """
     observe = metrics.observe
     perf_counter = time.perf_counter
+    service = settings.service_name
     public_cache: dict[Any, bool] = {}
 
     @web.middleware
@@ -122,6 +130,7 @@ def _chassis_middleware(
         request_id = (clean_request_id(sent_id) if sent_id else None) or new_request_id()
         request[keys.REQUEST_ID] = request_id
         token = request_id_var.set(request_id)
+        service_token = service_var.set(service)
         match = request.match_info
         status = 500
         try:
@@ -168,6 +177,7 @@ def _chassis_middleware(
                     round(elapsed * 1000, 2),
                 )
             request_id_var.reset(token)
+            service_var.reset(service_token)
 
     return chassis
 
@@ -236,6 +246,27 @@ for _handler in (_health, _ready, _metrics, _openapi):
 
 
 # --- resource contexts ----------------------------------------------------------------------
+
+
+def _name_startup_tasks(app: web.Application, name: str) -> None:
+    """Background tasks started by the cleanup contexts (consumers, relays) log as ``name``.
+
+    The name is set before the first context starts, inherited by every task created during
+    startup, and reset once startup is over (``on_startup`` runs after the cleanup contexts,
+    in the same context), so nothing leaks into the code that started the app.
+    """
+    tokens: list[contextvars.Token[str | None]] = []
+
+    async def set_name(app: web.Application) -> AsyncIterator[None]:
+        tokens.append(service_var.set(name))
+        yield
+
+    async def reset_name(app: web.Application) -> None:
+        if tokens:
+            service_var.reset(tokens.pop())
+
+    app.cleanup_ctx.append(set_name)
+    app.on_startup.append(reset_name)
 
 
 def _http_context(app: web.Application) -> CleanupCtx:
@@ -347,6 +378,7 @@ def create_app(
     app[OPENAPI] = build_spec(title or f"{name} service", version, list(routes))
     app.on_response_prepare.append(_on_prepare)
 
+    _name_startup_tasks(app, name)
     if http_client or (auth and settings.jwks_url):
         app.cleanup_ctx.append(_http_context(app))
     if mongo_indexes is not None:

@@ -273,12 +273,17 @@ def bearer_token(header: str | None) -> str | None:
 # --- revocation -----------------------------------------------------------------------------
 
 
-async def revoke_session(redis: Redis, sid: str, *, until: float) -> None:
+async def revoke_session(
+    redis: Redis, sid: str, *, until: float, local: RevocationList | None = None
+) -> None:
     """Record that session ``sid`` is revoked until ``until`` (epoch seconds) and tell everyone.
 
     ``until`` should be the latest ``exp`` an access token of the session can carry: past it
-    the tokens are dead anyway and the record may go.
+    the tokens are dead anyway and the record may go. ``local`` (the calling app's list,
+    ``app[svc_core.app.REVOCATIONS]``) takes effect at once instead of via its own pub/sub echo.
     """
+    if local is not None:
+        local.add(sid, until)
     async with redis.pipeline(transaction=True) as pipe:
         pipe.zadd(REVOKED_KEY, {sid: until})
         pipe.zremrangebyscore(REVOKED_KEY, "-inf", time.time())
@@ -289,7 +294,7 @@ async def revoke_session(redis: Redis, sid: str, *, until: float) -> None:
 class RevocationList:
     """Revoked session ids, mirrored locally while a pub/sub subscription is live."""
 
-    POLL = 0.25
+    POLL = 0.05  # how long one wait for a message lasts; bounds how long stop() takes
 
     def __init__(self, redis: Redis, *, retry_delay: float = 0.5) -> None:
         self.redis = redis
@@ -300,6 +305,10 @@ class RevocationList:
         self._task: asyncio.Task[None] | None = None
         self._last_prune = time.monotonic()
 
+    def add(self, sid: str, until: float) -> None:
+        """Apply a revocation this process made itself, without waiting for its echo."""
+        self._revoked[sid] = until
+
     async def is_revoked(self, sid: str) -> bool:
         if self.synced:
             until = self._revoked.get(sid)
@@ -309,6 +318,8 @@ class RevocationList:
                 return True
             self._revoked.pop(sid, None)
             return False
+        if self._revoked.get(sid, 0.0) > time.time():  # revoked by this process itself
+            return True
         try:
             score = await self.redis.zscore(REVOKED_KEY, sid)
         except (RedisError, OSError):

@@ -25,6 +25,11 @@ _UNSAFE = re.compile(r"[^\x21-\x7e]")
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "svc_request_id", default=None
 )
+# The service a log line is about, where one process hosts several (the dev stack, tests); set
+# per request by the chassis and at each app's startup, so background tasks inherit it.
+service_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "svc_service", default=None
+)
 
 _RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
@@ -59,7 +64,7 @@ class JSONFormatter(logging.Formatter):
         payload: dict[str, Any] = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", created) + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
-            "service": self.service,
+            "service": service_var.get() or self.service,
             "logger": record.name,
             "message": record.getMessage(),
         }

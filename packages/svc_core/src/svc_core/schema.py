@@ -64,8 +64,16 @@ class Str(fields.String):
         self.strip = strip
         super().__init__(**kwargs)
 
+    default_error_messages: dict[str, str | list[Any] | dict[Any, Any]] = {  # noqa: RUF012
+        "unicode": "Not valid Unicode text."
+    }
+
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         result = super()._deserialize(value, attr, data, **kwargs)
+        try:  # JSON can carry lone surrogates ("\ud800"); no store can keep them
+            result.encode("utf-8")
+        except UnicodeEncodeError:
+            raise self.make_error("unicode") from None
         return result.strip() if self.strip else result
 
 

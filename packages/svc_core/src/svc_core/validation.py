@@ -44,9 +44,15 @@ async def read_json(request: web.Request) -> Any:
             code="unsupported_content_type",
         )
     try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        # RecursionError: nesting deeper than the parser's stack (about 1000 levels)
         raise MalformedJSON("The request body is not valid UTF-8 JSON.") from None
+
+
+def _reject_constant(name: str) -> Any:
+    """``NaN``, ``Infinity``, ``-Infinity``: not JSON (RFC 8259), though Python accepts them."""
+    raise ValueError(name)
 
 
 async def body(

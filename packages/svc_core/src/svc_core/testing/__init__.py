@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-import socket
 import time
 import uuid
 from functools import cached_property
@@ -19,6 +18,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from svc_core.auth import key_id, public_pem
+from svc_core.embedded import free_port
+
+__all__ = ["TEST_ISSUER", "KeyPair", "free_port", "mint_token", "random_email", "random_username"]
 
 TEST_ISSUER = "svc-test-issuer"
 
@@ -87,10 +89,3 @@ def random_email() -> str:
 
 def random_username() -> str:
     return f"user_{secrets.token_hex(5)}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port

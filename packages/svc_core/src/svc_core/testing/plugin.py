@@ -16,9 +16,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from svc_core.embedded import RedisServer, reachable
 from svc_core.settings import Settings
 from svc_core.testing import TEST_ISSUER, KeyPair, mint_token
-from svc_core.testing.redis_server import RedisServer, reachable
 
 S = TypeVar("S", bound=Settings)
 
