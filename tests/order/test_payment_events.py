@@ -233,3 +233,19 @@ async def test_payment_published_while_the_service_is_down_is_applied_on_restart
     second = await aiohttp_client(create_app(settings))
     assert (await get_order(second, alice, order["id"]))["status"] in ("pending", "paid")
     await wait_status(second, alice, order["id"], "paid")
+
+
+async def test_a_rejected_payment_never_pays_later(client, alice, bus):
+    order = await create_order(client, alice)
+    await publish_payment(bus, SUCCEEDED, order, payment_id="pay-5", amount=500)
+    await wait_rejections(bus)
+    # the customer edits the order to exactly the rejected amount; the event is redelivered
+    items = [{"sku": "A", "name": "a", "quantity": 1, "unit_price": 500}]
+    resp = await client.patch(f"/orders/{order['id']}", json={"items": items}, headers=alice)
+    assert (await resp.json())["total"] == 500
+    await publish_payment(bus, SUCCEEDED, order, payment_id="pay-5", amount=500)
+    await wait_caught_up(bus)
+    assert (await get_order(client, alice, order["id"]))["status"] == "pending"
+    # a fresh payment of the new total still goes through
+    await publish_payment(bus, SUCCEEDED, order, payment_id="pay-6", amount=500)
+    await wait_status(client, alice, order["id"], "paid")

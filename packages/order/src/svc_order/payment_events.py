@@ -7,7 +7,8 @@ is idempotent: a duplicate finds the order already moved by the same payment and
   paid becomes ``paid`` (one conditional update, so an edit, cancel or delete racing it cannot
   slip between the check and the write). Already paid by this payment: a duplicate, no-op. Any
   other case (changed, cancelled, deleted, paid by another payment) publishes
-  ``order.payment_rejected`` on ``events:orders``; the payment service refunds on it.
+  ``order.payment_rejected`` on ``events:orders``; the payment service refunds on it. The order
+  remembers the rejected payment id, so a late redelivery can never pay it with that payment.
 - ``payment.refunded``: the order paid by that payment becomes ``refunded``; anything else is
   logged and acknowledged.
 """
@@ -80,8 +81,13 @@ async def _payment_succeeded(
         order_id,
         customer_id=data["customer_id"],
         now=utcnow(),
-        # the charge must match the order as it is at the moment of the write
-        match={"total": data["amount"], "currency": data["currency"]},
+        # the charge must match the order as it is at the moment of the write, and a payment
+        # once rejected stays rejected (it is being refunded)
+        match={
+            "total": data["amount"],
+            "currency": data["currency"],
+            "rejected_payment_ids": {"$ne": payment_id},
+        },
         fields={"payment_id": payment_id},
     )
     if paid is not None:
@@ -98,6 +104,7 @@ async def _payment_succeeded(
             "order_status": current["status"] if current else None,
         },
     )
+    await orders.remember_rejected_payment(order_id, payment_id)
     await app[keys.EVENTS].publish(
         ORDERS_STREAM,
         PAYMENT_REJECTED,

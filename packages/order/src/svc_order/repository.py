@@ -95,6 +95,13 @@ class OrderRepository:
             filter, {"$set": update}, return_document=ReturnDocument.AFTER
         )
 
+    async def remember_rejected_payment(self, order_id: str, payment_id: str) -> None:
+        """Record a rejected payment on the order (if it still exists), so that a redelivery of
+        that payment's event can never pay the order later, whatever the order has become."""
+        await self.orders.update_one(
+            {"_id": order_id}, {"$addToSet": {"rejected_payment_ids": payment_id}}
+        )
+
     async def delete(self, order_id: str, *, customer_id: str, when: Collection[str]) -> bool:
         """Delete the order if it is in one of the states ``when``."""
         result = await self.orders.delete_one(
