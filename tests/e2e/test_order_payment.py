@@ -10,6 +10,7 @@ stored.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -32,6 +33,39 @@ CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": 
 ITEMS = [{"sku": "book-1", "name": "A book", "quantity": 2, "unit_price": 1250}]
 
 
+class RunningApp:
+    """One app served on a free port, like a process of its own: started and stopped inside one
+    task, so whatever its contexts set up is torn down in the same context."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._stop = asyncio.Event()
+        self._started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._task = asyncio.create_task(self._life(app))
+
+    async def _life(self, app: web.Application) -> None:
+        try:
+            runner = await serve(app, "127.0.0.1", self.port)
+        except BaseException as exc:
+            self._started.set_exception(exc)
+            raise
+        self._started.set_result(None)
+        try:
+            await self._stop.wait()
+        finally:
+            await runner.cleanup()
+
+    async def started(self) -> RunningApp:
+        await asyncio.shield(self._started)
+        return self
+
+    async def stop(self) -> None:
+        self._stop.set()
+        with contextlib.suppress(Exception):  # a failed start was reported by started()
+            await self._task
+
+
 class Services:
     """Starts and stops the apps of one test; every app is stopped at the end."""
 
@@ -39,15 +73,14 @@ class Services:
         self.make_settings = make_settings
         self.order_mongo = f"memory://e2e-order-{uuid.uuid4().hex}"
         self.payment_mongo = f"memory://e2e-payment-{uuid.uuid4().hex}"
-        self.runners: list[web.AppRunner] = []
+        self.running: list[RunningApp] = []
 
-    async def _start(self, app: web.Application) -> tuple[str, web.AppRunner]:
-        port = free_port()
-        runner = await serve(app, "127.0.0.1", port)
-        self.runners.append(runner)
-        return f"http://127.0.0.1:{port}", runner
+    async def _start(self, app: web.Application) -> RunningApp:
+        running = RunningApp(app)
+        self.running.append(running)
+        return await running.started()
 
-    async def start_order(self, *, consumer: bool = True) -> tuple[str, web.AppRunner]:
+    async def start_order(self, *, consumer: bool = True) -> RunningApp:
         """An order app; ``consumer=False``: its API serves but its event consumer is down."""
         settings = self.make_settings(
             OrderSettings, mongo_url=self.order_mongo, events_retry_after=0.2
@@ -67,18 +100,16 @@ class Services:
             order_service_url=order_url,
             outbox_poll_seconds=0.05,
         )
-        url, _ = await self._start(create_payment_app(settings))
-        return url
+        return (await self._start(create_payment_app(settings))).url
 
-    async def stop(self, runner: web.AppRunner) -> None:
-        if runner in self.runners:
-            self.runners.remove(runner)
-            await runner.cleanup()
+    async def stop(self, running: RunningApp) -> None:
+        self.running.remove(running)
+        await running.stop()
 
     async def stop_all(self) -> None:
-        for runner in reversed(self.runners):
-            await runner.cleanup()
-        self.runners.clear()
+        for running in reversed(self.running):
+            await running.stop()
+        self.running.clear()
 
 
 @pytest.fixture
@@ -165,7 +196,7 @@ async def stream_types(events: aioredis.Redis, stream: str) -> list[str]:
 async def test_pay_then_refund_moves_the_order(
     services: Services, session: aiohttp.ClientSession, customer: dict[str, str]
 ) -> None:
-    orders, _ = await services.start_order()
+    orders = (await services.start_order()).url
     payments = await services.start_payment(orders)
     order = await create_order(session, orders, customer)
 
@@ -196,7 +227,7 @@ async def test_someone_elses_order_is_404_through_the_order_service(
     customer: dict[str, str],
     make_token: Callable[..., str],
 ) -> None:
-    orders, _ = await services.start_order()
+    orders = (await services.start_order()).url
     payments = await services.start_payment(orders)
     order = await create_order(session, orders, customer)
     stranger = {"Authorization": f"Bearer {make_token(sub='cust-stranger')}"}
@@ -217,21 +248,22 @@ async def test_order_is_paid_after_its_consumer_comes_back(
     customer: dict[str, str],
     events: aioredis.Redis,
 ) -> None:
-    first, first_runner = await services.start_order()
-    order = await create_order(session, first, customer)
-    await services.stop(first_runner)
+    first = await services.start_order()
+    order = await create_order(session, first.url, customer)
+    await services.stop(first)
 
     # The order service's API is up again but its consumer is not: the payment still goes
     # through, and its event waits in the stream.
-    api_only, api_runner = await services.start_order(consumer=False)
+    api = await services.start_order(consumer=False)
+    api_only = api.url
     payments = await services.start_payment(api_only)
     payment = await pay(session, payments, customer, order["id"])
     await until(lambda: stream_types(events, "events:payments"))
     pending = await call(session, "GET", f"{api_only}/orders/{order['id']}", customer)
     assert pending["status"] == "pending"
-    await services.stop(api_runner)
+    await services.stop(api)
 
-    restarted, _ = await services.start_order()
+    restarted = (await services.start_order()).url
     paid = await until(order_status_is(session, restarted, customer, order["id"], "paid"))
     assert paid["id"] == order["id"]
     got = await call(session, "GET", f"{payments}/payments/{payment['id']}", customer)
@@ -244,7 +276,8 @@ async def test_order_changed_before_its_payment_landed_is_refunded(
     customer: dict[str, str],
     events: aioredis.Redis,
 ) -> None:
-    api_only, api_runner = await services.start_order(consumer=False)
+    api = await services.start_order(consumer=False)
+    api_only = api.url
     payments = await services.start_payment(api_only)
     order = await create_order(session, api_only, customer)
     payment = await pay(session, payments, customer, order["id"])
@@ -255,9 +288,9 @@ async def test_order_changed_before_its_payment_landed_is_refunded(
         session, "PATCH", f"{api_only}/orders/{order['id']}", customer, {"items": changed_items}
     )
     assert (changed["status"], changed["total"]) == ("pending", 3750)
-    await services.stop(api_runner)
+    await services.stop(api)
 
-    restarted, _ = await services.start_order()
+    restarted = (await services.start_order()).url
 
     async def refunded() -> Any:
         got = await call(session, "GET", f"{payments}/payments/{payment['id']}", customer)
