@@ -316,11 +316,18 @@ async def test_empty_body_is_422_missing_value(client, alice):
 
 
 @pytest.mark.parametrize(
+    "raw", [b'{"value": NaN}', b'{"value": [Infinity]}', b'{"value": {"a": -Infinity}}']
+)
+async def test_non_json_number_literals_are_malformed_json(client, alice, raw):
+    resp = await client.put("/cache/k", data=raw, headers={**alice, **JSON})
+    assert resp.status == 400
+    assert (await resp.json())["code"] == "malformed_json"
+    assert (await client.get("/cache/k", headers=alice)).status == 404
+
+
+@pytest.mark.parametrize(
     "raw",
     [
-        b'{"value": NaN}',
-        b'{"value": [Infinity]}',
-        b'{"value": {"a": -Infinity}}',
         b'{"value": 1e400}',
         b'{"value": "\\ud800"}',
         b'{"value": {"\\udfff": 1}}',

@@ -56,6 +56,7 @@ async def _services_context(app: web.Application) -> AsyncIterator[None]:
             redis,
             refresh_ttl=settings.refresh_token_ttl,
             access_ttl=settings.access_token_ttl,
+            revocations=app[keys.REVOCATIONS],
         ),
         login_throttle=throttle("login"),
         password_throttle=throttle("password"),

@@ -8,32 +8,10 @@ from typing import Any
 
 from marshmallow import ValidationError, validates_schema
 
-from svc_core import Schema, Str, fields, validate
+from svc_core import Email, Schema, Str, fields, validate
 
 USERNAME = r"^[A-Za-z0-9_.-]+\Z"  # \Z: "$" would let a trailing newline through
 PASSWORD_LENGTH = validate.Length(min=8, max=128)  # code points, every one significant
-
-
-def _unicode(value: str) -> str:
-    # chassis-gap: JSON may carry lone surrogates ("\ud800"), which no UTF-8 encoder (bcrypt's
-    # pre-hash, Redis, BSON) accepts; refuse them here rather than fail later with a 500.
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValidationError("Not valid Unicode text.") from None
-    return value
-
-
-class Text(Str):
-    """A strict JSON string that is valid Unicode."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        return _unicode(super()._deserialize(value, attr, data, **kwargs))
-
-
-class Email(fields.Email):
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        return _unicode(super()._deserialize(value, attr, data, **kwargs))
 
 
 def _email(**kwargs: Any) -> Email:
@@ -41,7 +19,7 @@ def _email(**kwargs: Any) -> Email:
 
 
 class RegisterIn(Schema):
-    username = Text(
+    username = Str(
         required=True,
         validate=[
             validate.Length(min=3, max=32),
@@ -49,16 +27,16 @@ class RegisterIn(Schema):
         ],
     )
     email = _email(required=True)
-    password = Text(required=True, validate=PASSWORD_LENGTH)
+    password = Str(required=True, validate=PASSWORD_LENGTH)
 
 
 class LoginIn(Schema):
-    username = Text(required=True, validate=validate.Length(min=1, max=254))  # or the email
-    password = Text(required=True, validate=validate.Length(min=1, max=128))
+    username = Str(required=True, validate=validate.Length(min=1, max=254))  # or the email
+    password = Str(required=True, validate=validate.Length(min=1, max=128))
 
 
 class RefreshIn(Schema):
-    refresh_token = Text(required=True, validate=validate.Length(min=1, max=512))
+    refresh_token = Str(required=True, validate=validate.Length(min=1, max=512))
 
 
 class ProfileUpdate(Schema):
@@ -66,8 +44,8 @@ class ProfileUpdate(Schema):
 
 
 class PasswordChange(Schema):
-    current_password = Text(required=True, validate=validate.Length(min=1, max=128))
-    new_password = Text(required=True, validate=PASSWORD_LENGTH)
+    current_password = Str(required=True, validate=validate.Length(min=1, max=128))
+    new_password = Str(required=True, validate=PASSWORD_LENGTH)
 
     @validates_schema
     def _must_differ(self, data: dict[str, Any], **kwargs: Any) -> None:

@@ -29,7 +29,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from svc_core.auth import revoke_session
+from svc_core.auth import RevocationList, revoke_session
 
 PREFIX = "customer:"
 
@@ -81,8 +81,16 @@ class Rotation:
 
 
 class SessionStore:
-    def __init__(self, redis: Redis, *, refresh_ttl: int, access_ttl: int) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        refresh_ttl: int,
+        access_ttl: int,
+        revocations: RevocationList | None = None,
+    ) -> None:
         self.redis = redis
+        self.revocations = revocations  # this process's mirror: applied at once, no echo wait
         self.refresh_ttl_ms = refresh_ttl * 1000
         self.access_ttl = access_ttl
         self._rotate: Any = redis.register_script(_ROTATE)
@@ -153,4 +161,6 @@ class SessionStore:
 
     async def _announce(self, sid: str) -> None:
         # Access tokens of the session live at most access_ttl more seconds; 5 s for clock skew.
-        await revoke_session(self.redis, sid, until=time.time() + self.access_ttl + 5)
+        await revoke_session(
+            self.redis, sid, until=time.time() + self.access_ttl + 5, local=self.revocations
+        )

@@ -130,7 +130,7 @@ class Stack:
             self.redis_url = configured
             self.choices.append(f"Redis: {_safe(configured)} (REDIS_URL)")
             return
-        from svc_core.testing.redis_server import RedisServer  # no pytest import: a dev helper
+        from svc_core.embedded import RedisServer
 
         if not configured and RedisServer.available():
             self._redis_server = RedisServer().start()

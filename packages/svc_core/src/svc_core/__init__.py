@@ -29,7 +29,7 @@ from svc_core.mongo import Index
 from svc_core.pagination import find_page
 from svc_core.routing import RouteTable
 from svc_core.runner import run, serve
-from svc_core.schema import Bool, Int, PageQuery, Schema, Str, fields, validate
+from svc_core.schema import Bool, Email, Int, PageQuery, Schema, Str, fields, validate
 from svc_core.settings import Settings, SettingsError, env
 from svc_core.validation import body, query
 
@@ -39,6 +39,7 @@ __all__ = [
     "Claims",
     "Conflict",
     "DependencyUnavailable",
+    "Email",
     "Event",
     "EventBus",
     "Forbidden",

@@ -57,7 +57,7 @@ log = logging.getLogger("svc_core")
 CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
 ReadinessCheck = Callable[[], Awaitable[None]]
 
-REVOCATIONS: web.AppKey[RevocationList] = web.AppKey("svc_revocations")
+REVOCATIONS = keys.REVOCATIONS
 CHECKS: web.AppKey[dict[str, ReadinessCheck]] = web.AppKey("svc_checks")
 OPENAPI: web.AppKey[dict[str, Any]] = web.AppKey("svc_openapi")
 ACCESS_LOG: web.AppKey[AccessLog] = web.AppKey("svc_access_log")

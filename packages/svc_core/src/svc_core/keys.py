@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     import aiohttp
     from redis.asyncio import Redis
 
-    from svc_core.auth import Claims, TokenVerifier
+    from svc_core.auth import Claims, RevocationList, TokenVerifier
     from svc_core.events import EventBus
     from svc_core.metrics import Metrics
     from svc_core.mongo import Database
@@ -21,11 +21,11 @@ SETTINGS: web.AppKey[Settings] = web.AppKey("svc_settings")
 MONGO_DB: web.AppKey[Database] = web.AppKey("svc_mongo_db")
 REDIS: web.AppKey[Redis] = web.AppKey("svc_redis")
 VERIFIER: web.AppKey[TokenVerifier] = web.AppKey("svc_verifier")
+REVOCATIONS: web.AppKey[RevocationList] = web.AppKey("svc_revocations")
 HTTP: web.AppKey[aiohttp.ClientSession] = web.AppKey("svc_http")
 EVENTS: web.AppKey[EventBus] = web.AppKey("svc_events")
 METRICS: web.AppKey[Metrics] = web.AppKey("svc_metrics")
 ROUTES: web.AppKey[RouteTable] = web.AppKey("svc_routes")
-READINESS: web.AppKey[dict[str, Any]] = web.AppKey("svc_readiness")
 
 CLAIMS: web.RequestKey[Claims] = web.RequestKey("svc_claims")
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("svc_request_id")

@@ -16,6 +16,7 @@ from svc_core.errors import ValidationFailed
 __all__ = [
     "MAX_LIMIT",
     "Bool",
+    "Email",
     "Int",
     "PageQuery",
     "Schema",
@@ -57,24 +58,39 @@ class Bool(fields.Boolean):
         return value
 
 
+def _valid_unicode(field: fields.Field[Any], value: str) -> str:
+    try:  # JSON can carry lone surrogates ("\ud800"); no store or encoder can keep them
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise field.make_error("unicode") from None
+    return value
+
+
+_UNICODE_ERROR: dict[str, str | list[Any] | dict[Any, Any]] = {"unicode": "Not valid Unicode text."}
+
+
 class Str(fields.String):
-    """A string; with ``strip=True`` surrounding white space is removed before validators run."""
+    """A string of valid Unicode; with ``strip=True`` surrounding white space is removed
+    before validators run."""
+
+    default_error_messages = _UNICODE_ERROR
 
     def __init__(self, *, strip: bool = False, **kwargs: Any) -> None:
         self.strip = strip
         super().__init__(**kwargs)
 
-    default_error_messages: dict[str, str | list[Any] | dict[Any, Any]] = {  # noqa: RUF012
-        "unicode": "Not valid Unicode text."
-    }
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        result = _valid_unicode(self, super()._deserialize(value, attr, data, **kwargs))
+        return result.strip() if self.strip else result
+
+
+class Email(fields.Email):
+    """An email address of valid Unicode."""
+
+    default_error_messages = _UNICODE_ERROR
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        result = super()._deserialize(value, attr, data, **kwargs)
-        try:  # JSON can carry lone surrogates ("\ud800"); no store can keep them
-            result.encode("utf-8")
-        except UnicodeEncodeError:
-            raise self.make_error("unicode") from None
-        return result.strip() if self.strip else result
+        return _valid_unicode(self, super()._deserialize(value, attr, data, **kwargs))
 
 
 class PageQuery(Schema):
