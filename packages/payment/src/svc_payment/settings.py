@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import ClassVar
 
 from svc_core import Settings, SettingsError, env
@@ -48,10 +47,3 @@ class PaymentSettings(Settings):
             raise SettingsError("IDEMPOTENCY_WAIT_SECONDS: must not be negative")
         if self.outbox_poll_seconds <= 0:
             raise SettingsError("OUTBOX_POLL_SECONDS: must be positive")
-
-
-# chassis-gap: svc_core at 7e6cfd0 does not make a Settings subclass a dataclass, so its env()
-# fields stay bare dataclasses.Field attributes; newer chassis code does it in __init_subclass__
-# (and a second, frozen @dataclass would then fail). Apply it only when it has not happened.
-if "order_service_url" not in {f.name for f in dataclasses.fields(PaymentSettings)}:
-    dataclasses.dataclass(frozen=True, kw_only=True)(PaymentSettings)
