@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import ClassVar
 
 from svc_core import Settings, env
 
 
-# chassis-gap: a Settings subclass that adds fields must itself be a dataclass, or the env()
-# fields stay dataclasses.Field objects on the class (svc_core's README example has no fields).
-@dataclasses.dataclass(frozen=True, kw_only=True)
 class OrderSettings(Settings):
     service_name: ClassVar[str] = "order"
     default_port: ClassVar[int] = 3003
