@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from svc_cache.app import CacheSettings, create_app
-from svc_core.app import REVOCATIONS
+from svc_core.keys import REVOCATIONS
 from svc_core.testing.redis_server import RedisServer
 from tests.cache.conftest import assert_problem
 

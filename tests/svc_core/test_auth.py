@@ -154,7 +154,7 @@ async def test_revoked_session_is_refused_everywhere_quickly(client, app, make_t
 async def test_revocation_known_before_start_is_loaded(
     aiohttp_client, make_settings, redis_url, make_token
 ):
-    from svc_core.app import REVOCATIONS
+    from svc_core.keys import REVOCATIONS
     from svc_core.redis import open_redis
 
     redis = open_redis(redis_url)
@@ -173,7 +173,7 @@ async def test_revocation_known_before_start_is_loaded(
 
 async def test_revocation_without_feed_asks_redis(app, client, make_token):
     """While the pub/sub mirror is down, each check asks Redis (bounded staleness)."""
-    from svc_core.app import REVOCATIONS
+    from svc_core.keys import REVOCATIONS
 
     revocations = app[REVOCATIONS]
     await revocations.stop()
@@ -252,7 +252,7 @@ def test_issued_test_tokens_decode_with_pyjwt(test_keys):
 
 
 async def test_own_revocation_applies_at_once(app, client, make_token):
-    from svc_core.app import REVOCATIONS
+    from svc_core.keys import REVOCATIONS
 
     token = make_token(sid="mine")
     headers = {"Authorization": f"Bearer {token}"}

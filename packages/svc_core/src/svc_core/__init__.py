@@ -5,9 +5,10 @@ A service is a short module of routes and schemas plus a ``create_app(settings)`
 """
 
 from svc_core import keys
-from svc_core.app import add_readiness_check, create_app, current_claims, problem_response
+from svc_core.app import create_app, current_claims
 from svc_core.auth import Claims
 from svc_core.clock import new_id, to_rfc3339, utcnow
+from svc_core.endpoints import add_readiness_check
 from svc_core.errors import (
     BadRequest,
     Conflict,
@@ -25,6 +26,7 @@ from svc_core.errors import (
     ValidationFailed,
 )
 from svc_core.events import Event, EventBus, consume, event_bus_context
+from svc_core.middleware import problem_response
 from svc_core.mongo import Index
 from svc_core.pagination import find_page
 from svc_core.routing import RouteTable

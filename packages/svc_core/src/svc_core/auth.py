@@ -280,7 +280,7 @@ async def revoke_session(
 
     ``until`` should be the latest ``exp`` an access token of the session can carry: past it
     the tokens are dead anyway and the record may go. ``local`` (the calling app's list,
-    ``app[svc_core.app.REVOCATIONS]``) takes effect at once instead of via its own pub/sub echo.
+    ``app[svc_core.keys.REVOCATIONS]``) takes effect at once instead of via its own pub/sub echo.
     """
     if local is not None:
         local.add(sid, until)

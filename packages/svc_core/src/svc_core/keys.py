@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -12,6 +13,7 @@ if TYPE_CHECKING:
 
     from svc_core.auth import Claims, RevocationList, TokenVerifier
     from svc_core.events import EventBus
+    from svc_core.logs import AccessLog
     from svc_core.metrics import Metrics
     from svc_core.mongo import Database
     from svc_core.routing import RouteTable
@@ -26,6 +28,10 @@ HTTP: web.AppKey[aiohttp.ClientSession] = web.AppKey("svc_http")
 EVENTS: web.AppKey[EventBus] = web.AppKey("svc_events")
 METRICS: web.AppKey[Metrics] = web.AppKey("svc_metrics")
 ROUTES: web.AppKey[RouteTable] = web.AppKey("svc_routes")
+ReadinessCheck = Callable[[], Awaitable[None]]
+CHECKS: web.AppKey[dict[str, ReadinessCheck]] = web.AppKey("svc_checks")
+OPENAPI: web.AppKey[dict[str, Any]] = web.AppKey("svc_openapi")
+ACCESS_LOG: web.AppKey[AccessLog] = web.AppKey("svc_access_log")
 
 CLAIMS: web.RequestKey[Claims] = web.RequestKey("svc_claims")
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("svc_request_id")
