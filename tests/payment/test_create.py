@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -199,3 +200,34 @@ async def test_routes_need_a_token(client: Any) -> None:
         resp = await client.request(method, path, headers={"Idempotency-Key": "k"})
         assert resp.status == 401, path
         assert (await resp.json())["code"] == "unauthorized"
+
+
+async def test_in_flight_payment_makes_another_409_order_already_paid(
+    alice: Customer, order_stub: OrderStub, provider: Any
+) -> None:
+    order = order_stub.add(alice.sub)
+    provider.gate = asyncio.Event()
+    first = asyncio.ensure_future(alice.pay(order["id"], key="first"))
+
+    async def charging() -> bool:
+        return bool(provider.charge_calls == 1)
+
+    await eventually(charging)
+    second = await alice.pay(order["id"], key="second")
+    assert second.status == 409
+    assert (await second.json())["code"] == "order_already_paid"
+    provider.gate.set()
+    assert (await first).status == 201
+    assert provider.charge_calls == 1
+
+
+async def test_concurrent_payments_of_one_order_under_different_keys_charge_once(
+    alice: Customer, order_stub: OrderStub, provider: Any
+) -> None:
+    order = order_stub.add(alice.sub)
+    responses = await asyncio.gather(*(alice.pay(order["id"]) for _ in range(20)))
+    statuses = sorted(resp.status for resp in responses)
+    assert statuses == [201] + [409] * 19
+    codes = {(await resp.json()).get("code") for resp in responses if resp.status == 409}
+    assert codes == {"order_already_paid"}
+    assert provider.charge_calls == 1
