@@ -90,37 +90,46 @@ class Idempotency:
         action: Callable[[], Awaitable[Outcome]],
     ) -> Outcome:
         """Run ``action`` once for (customer, key); replay its outcome for every duplicate."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.wait
+        deadline = asyncio.get_running_loop().time() + self.wait
         digest = fingerprint(self.secret, body)
         while True:
             if await self.keys.claim(customer_id, key, digest, now=utcnow(), ttl=self.ttl):
                 return await self._run(customer_id, key, request_id, action)
-            while True:
-                record = await self.keys.get(customer_id, key)
-                if record is None:
-                    break  # released by a request that ended without an outcome: claim it
-                if _aware(record["expires_at"]) <= utcnow():
-                    await self.keys.drop_expired(record["_id"], utcnow())
-                    break
-                if not hmac.compare_digest(record["fingerprint"], digest):
-                    raise Problem(
-                        "This Idempotency-Key was already used with a different request body.",
-                        status=422,
-                        code="idempotency_key_reused",
-                        extra={"errors": {HEADER: ["Already used with a different body."]}},
-                    )
-                if record["state"] == "completed":
-                    stored = record["response"]
-                    return Outcome(
-                        stored["status"], stored["body"], stored["content_type"], replayed=True
-                    )
-                if loop.time() >= deadline:
-                    raise Conflict(
-                        "A request with this Idempotency-Key is still running; retry later.",
-                        code="idempotency_in_progress",
-                    )
-                await asyncio.sleep(min(POLL_SECONDS, max(0.0, deadline - loop.time())))
+            outcome = await self._wait_for_first(customer_id, key, digest, deadline)
+            if outcome is not None:
+                return outcome
+            # The first request left nothing to replay (released, or expired): claim it anew.
+
+    async def _wait_for_first(
+        self, customer_id: str, key: str, digest: str, deadline: float
+    ) -> Outcome | None:
+        """The stored outcome to replay; None when the key is free again."""
+        loop = asyncio.get_running_loop()
+        while True:
+            record = await self.keys.get(customer_id, key)
+            if record is None:
+                return None
+            if _aware(record["expires_at"]) <= utcnow():
+                await self.keys.drop_expired(record["_id"], utcnow())
+                return None
+            if not hmac.compare_digest(record["fingerprint"], digest):
+                raise Problem(
+                    "This Idempotency-Key was already used with a different request body.",
+                    status=422,
+                    code="idempotency_key_reused",
+                    extra={"errors": {HEADER: ["Already used with a different body."]}},
+                )
+            if record["state"] == "completed":
+                stored = record["response"]
+                return Outcome(
+                    stored["status"], stored["body"], stored["content_type"], replayed=True
+                )
+            if loop.time() >= deadline:
+                raise Conflict(
+                    "A request with this Idempotency-Key is still running; retry later.",
+                    code="idempotency_in_progress",
+                )
+            await asyncio.sleep(min(POLL_SECONDS, max(0.0, deadline - loop.time())))
 
     async def _run(
         self,
