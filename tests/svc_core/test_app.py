@@ -207,6 +207,24 @@ def test_settings_parse_types():
     assert ToySettings.from_env({}).listen_port == 3999
 
 
+def test_settings_subclasses_are_frozen_dataclasses():
+    settings = ToySettings.from_env({"TOY_SECRET": "x"})
+    assert settings.greeting_secret == "x"
+    with pytest.raises(AttributeError):
+        settings.greeting_secret = "changed"  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        settings.port = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("environ", "variable"),
+    [({"TOY_SLOW_SECONDS": "soon"}, "TOY_SLOW_SECONDS")],
+)
+def test_bad_subclass_settings_name_the_variable(environ, variable):
+    with pytest.raises(SettingsError, match=variable):
+        ToySettings.from_env(environ)
+
+
 @pytest.mark.parametrize(
     ("environ", "variable"),
     [

@@ -8,7 +8,6 @@ placeholder secret is refused outside development.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import os
 import types
 import typing
@@ -77,22 +76,12 @@ def _parse(name: str, raw: str, annotation: Any) -> Any:
 class Settings:
     """Settings every service shares. Subclass to add a service's own fields.
 
-    A subclass is made a frozen dataclass automatically; decorating it again is harmless.
+    A subclass is made a frozen dataclass automatically (do not decorate it again).
     """
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        own = set(inspect.get_annotations(cls))
         dataclasses.dataclass(frozen=True, kw_only=True)(cls)
-        # Put the field objects back, so that an explicit @dataclass on the subclass sees the
-        # same declarations (with their env metadata) and builds the same fields again.
-        for f in dataclasses.fields(cls):
-            if f.name in own:
-                setattr(cls, f.name, f)
-        # TRANSITION: let an explicit frozen @dataclass run again on this class.
-        for name in ("__setattr__", "__delattr__"):
-            if name in cls.__dict__:
-                delattr(cls, name)
 
     service_name: ClassVar[str] = "service"
     default_port: ClassVar[int] = 8080
