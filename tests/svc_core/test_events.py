@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 from redis.exceptions import ResponseError
 
-from svc_core.events import Consumer, Event, EventBus
+from svc_core.events import Consumer, Event, EventBus, PermanentEventError
 from svc_core.redis import open_redis
 
 STREAM = "events:test"
@@ -202,3 +202,19 @@ async def test_consumer_survives_a_malformed_entry(redis):
     await until(lambda: seen == ["fine"])
     await c.stop()
     assert await redis.xlen(f"{STREAM}:dead") == 1
+
+
+async def test_a_permanent_error_parks_the_event_at_once(redis):
+    attempts: list[int] = []
+
+    async def refuses(event: Event) -> None:
+        attempts.append(event.attempt)
+        raise PermanentEventError("can never apply")
+
+    c = consumer(redis, refuses, max_attempts=5)
+    await EventBus(redis).publish(STREAM, "hopeless", {})
+    c.start()
+    await until(redis_has_dead_letter(redis))
+    await c.stop()
+    assert attempts == [1]
+    assert (await redis.xpending(STREAM, "group"))["pending"] == 0

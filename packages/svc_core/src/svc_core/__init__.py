@@ -25,7 +25,7 @@ from svc_core.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
-from svc_core.events import Event, EventBus, consume, event_bus_context
+from svc_core.events import Event, EventBus, PermanentEventError, consume, event_bus_context
 from svc_core.middleware import problem_response
 from svc_core.mongo import Index
 from svc_core.pagination import find_page
@@ -51,6 +51,7 @@ __all__ = [
     "PageQuery",
     "PayloadTooLarge",
     "PaymentRequired",
+    "PermanentEventError",
     "Problem",
     "RouteTable",
     "Schema",

@@ -6,7 +6,8 @@ consumer group:
 - an entry is acknowledged only after its handler returns, so a crash redelivers it;
 - a handler that raises leaves the entry pending; it is claimed again once it has been idle for
   ``retry_after`` seconds (by this consumer or any other in the group);
-- after ``max_attempts`` deliveries that all failed it is copied to ``<stream>:dead`` and acked;
+- after ``max_attempts`` deliveries that all failed it is copied to ``<stream>:dead`` and acked
+  (at once if the handler raises :class:`PermanentEventError`);
 - a consumer that restarts first re-reads its own pending entries, then continues with new ones,
   and the group is created at the start of the stream, so nothing published before the first
   consumer existed is missed.
@@ -47,6 +48,10 @@ class Event:
 
 
 Handler = Callable[[Event], Awaitable[None]]
+
+
+class PermanentEventError(Exception):
+    """Raised by a handler for an event that can never succeed: it is parked at once."""
 
 
 class EventBus:
@@ -176,6 +181,10 @@ class Consumer:
             await self.handler(event)
         except asyncio.CancelledError:
             raise
+        except PermanentEventError as exc:
+            log.error("event parked", extra={"stream": self.stream, "type": event.type})
+            await self._park(entry_id, fields, repr(exc))
+            return 1
         except Exception as exc:
             if attempt >= self.max_attempts:
                 log.error(
