@@ -138,7 +138,7 @@ async def test_refund_of_an_unpaid_order_is_ignored(client, alice, bus):
     assert await get_order(client, alice, order["id"]) == order
 
 
-async def test_malformed_and_foreign_events_are_acked_and_skipped(client, alice, bus):
+async def test_malformed_events_are_parked_and_foreign_ones_skipped(client, alice, bus):
     order = await create_order(client, alice)
     await bus.publish("events:payments", SUCCEEDED, {"order_id": order["id"]})
     await bus.publish(
@@ -157,6 +157,10 @@ async def test_malformed_and_foreign_events_are_acked_and_skipped(client, alice,
     await wait_status(client, alice, order["id"], "paid")
     await wait_caught_up(bus)
     assert await order_events(bus) == []
+    # the two malformed events wait in the dead-letter stream; the foreign type was skipped
+    parked = await bus.redis.xrange("events:payments:dead")
+    assert [fields["type"] for _, fields in parked] == [SUCCEEDED, SUCCEEDED]
+    assert all("malformed" in fields["error"] for _, fields in parked)
 
 
 async def test_failed_handling_is_retried(client, alice, bus, monkeypatch):

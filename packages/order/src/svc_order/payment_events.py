@@ -21,7 +21,7 @@ from typing import Any
 import marshmallow as ma
 from aiohttp import web
 
-from svc_core import Event, Int, Str, keys, utcnow, validate
+from svc_core import Event, Int, PermanentEventError, Str, keys, utcnow, validate
 from svc_order import domain
 from svc_order.repository import Order, OrderRepository
 
@@ -55,12 +55,9 @@ async def handle_payment_event(app: web.Application, event: Event) -> None:
     try:
         data: dict[str, Any] = PaymentEventData().load(event.data)
     except ma.ValidationError as exc:
-        # A malformed event never becomes valid by retrying it: log what was wrong and move on.
-        log.error(
-            "malformed payment event ignored",
-            extra={"event_id": event.event_id, "type": event.type, "errors": exc.messages},
-        )
-        return
+        # A malformed event never becomes valid by retrying it: park it (events:payments:dead)
+        # for a person to look at, rather than retry it or drop it.
+        raise PermanentEventError(f"malformed {event.type} event: {exc.messages}") from None
     orders = OrderRepository(app[keys.MONGO_DB])
     if event.type == PAYMENT_SUCCEEDED:
         await _payment_succeeded(app, orders, data)
