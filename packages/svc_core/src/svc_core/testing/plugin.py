@@ -64,6 +64,11 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"svc_core: tests use {_state.get('redis_how', 'no Redis')}"
 
 
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    # The header is hidden by -q; the summary line is not.
+    terminalreporter.write_line(f"svc_core: tests used {_state.get('redis_how', 'no Redis')}")
+
+
 def _flush(url: str) -> None:
     import redis
 
