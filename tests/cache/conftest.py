@@ -21,16 +21,6 @@ async def client(aiohttp_client: Any, cache_settings: CacheSettings) -> Any:
     return await aiohttp_client(create_app(cache_settings))
 
 
-@pytest.fixture
-def alice(auth_header: Callable[..., dict[str, str]]) -> dict[str, str]:
-    return auth_header(sub="cust-alice")
-
-
-@pytest.fixture
-def bob(auth_header: Callable[..., dict[str, str]]) -> dict[str, str]:
-    return auth_header(sub="cust-bob")
-
-
 def assert_problem(body: dict[str, Any], status: int, code: str) -> None:
     assert body["status"] == status
     assert body["code"] == code

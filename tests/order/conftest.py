@@ -23,16 +23,6 @@ async def client(aiohttp_client: Any, order_settings: OrderSettings) -> TestClie
 
 
 @pytest.fixture
-def alice(auth_header: Callable[..., dict[str, str]]) -> dict[str, str]:
-    return auth_header(sub="cust-alice")
-
-
-@pytest.fixture
-def bob(auth_header: Callable[..., dict[str, str]]) -> dict[str, str]:
-    return auth_header(sub="cust-bob")
-
-
-@pytest.fixture
 async def bus(redis_url: str) -> AsyncIterator[EventBus]:
     """An event bus on the test's Redis: the payment service's side of the contract."""
     redis = open_redis(redis_url)

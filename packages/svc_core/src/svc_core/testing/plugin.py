@@ -125,6 +125,19 @@ def auth_header(make_token: Callable[..., str]) -> Callable[..., dict[str, str]]
 
 
 @pytest.fixture
+def alice(auth_header: Callable[..., dict[str, str]]) -> dict[str, str]:
+    """Auth headers of one customer (``sub`` ``cust-alice``); ``bob`` is another, for the
+    ownership tests every service needs. A conftest may override either."""
+    return auth_header(sub="cust-alice", username="alice")
+
+
+@pytest.fixture
+def bob(auth_header: Callable[..., dict[str, str]]) -> dict[str, str]:
+    """Auth headers of a second customer (``sub`` ``cust-bob``)."""
+    return auth_header(sub="cust-bob", username="bob")
+
+
+@pytest.fixture
 def make_settings(redis_url: str, test_keys: KeyPair) -> Callable[..., Any]:
     """``make_settings(OrderSettings, mongo_url=...)``: test settings that trust ``test_keys``,
     use this test's Redis and a fresh in-memory MongoDB."""
