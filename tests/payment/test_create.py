@@ -231,3 +231,14 @@ async def test_concurrent_payments_of_one_order_under_different_keys_charge_once
     codes = {(await resp.json()).get("code") for resp in responses if resp.status == 409}
     assert codes == {"order_already_paid"}
     assert provider.charge_calls == 1
+
+
+async def test_unexpected_order_shape_is_503_not_a_charge(
+    alice: Customer, order_stub: OrderStub, provider: Any
+) -> None:
+    order = order_stub.add(alice.sub)
+    order["total"] = "19.99"  # never trust a dependency's JSON blindly
+    resp = await alice.pay(order["id"])
+    assert resp.status == 503
+    assert (await resp.json())["code"] == "dependency_unavailable"
+    assert provider.charge_calls == 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from svc_payment.domain import ORDERS_STREAM, PAYMENTS_STREAM
 from tests.payment.conftest import (
     CountingProvider,
@@ -127,3 +129,39 @@ async def test_rejection_naming_another_customer_is_ignored(
     got = await alice.client.get(f"/payments/{payment['id']}", headers=alice.auth)
     assert (await got.json())["status"] == "succeeded"
     assert provider.refund_calls == []
+
+
+async def test_rejection_of_a_payment_still_charging_is_retried(
+    alice: Customer,
+    order_stub: OrderStub,
+    provider: CountingProvider,
+    redis: Any,
+    client: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import asyncio
+
+    provider.gate = asyncio.Event()
+    order = order_stub.add(alice.sub)
+    paying = asyncio.ensure_future(alice.pay(order["id"]))
+
+    async def processing() -> dict[str, Any] | None:
+        doc: dict[str, Any] | None = await db(client).payments.find_one({"order_id": order["id"]})
+        return doc
+
+    doc = await eventually(processing)
+    await _reject(redis, {"id": doc["_id"], "order_id": order["id"]}, alice.sub)
+
+    async def attempted() -> bool:
+        return any(r.getMessage() == "event handler failed; will retry" for r in caplog.records)
+
+    await eventually(attempted)  # handled once: the payment was busy, so left for a retry
+    provider.gate.set()
+    assert (await paying).status == 201
+
+    async def refunded() -> bool:
+        current = await db(client).payments.find_one({"_id": doc["_id"]})
+        return bool(current["status"] == "refunded")
+
+    await eventually(refunded)
+    assert len(provider.refund_calls) == 1
