@@ -218,3 +218,20 @@ async def test_a_permanent_error_parks_the_event_at_once(redis):
     await c.stop()
     assert attempts == [1]
     assert (await redis.xpending(STREAM, "group"))["pending"] == 0
+
+
+async def test_stop_lets_the_event_in_hand_finish(redis):
+    started, finished = asyncio.Event(), []
+
+    async def slow(event: Event) -> None:
+        started.set()
+        await asyncio.sleep(0.3)
+        finished.append(event.type)
+
+    c = consumer(redis, slow)
+    await EventBus(redis).publish(STREAM, "in-hand", {})
+    c.start()
+    await asyncio.wait_for(started.wait(), 5)
+    await c.stop()
+    assert finished == ["in-hand"]
+    assert (await redis.xpending(STREAM, "group"))["pending"] == 0  # handled and acked

@@ -104,6 +104,7 @@ class Consumer:
         self.dead_letter = f"{stream}:dead"
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._handling = False
         self._group_ready = False
         self._replayed_own = False
 
@@ -177,6 +178,13 @@ class Consumer:
             log.error("malformed event parked", extra={"stream": self.stream, "entry": entry_id})
             await self._park(entry_id, fields, "malformed")
             return 1
+        self._handling = True
+        try:
+            return await self._deliver(entry_id, fields, event)
+        finally:
+            self._handling = False
+
+    async def _deliver(self, entry_id: str, fields: Any, event: Event) -> int:
         try:
             await self.handler(event)
         except asyncio.CancelledError:
@@ -186,6 +194,7 @@ class Consumer:
             await self._park(entry_id, fields, repr(exc))
             return 1
         except Exception as exc:
+            attempt = event.attempt
             if attempt >= self.max_attempts:
                 log.error(
                     "event parked after repeated failures",
@@ -232,17 +241,24 @@ class Consumer:
             self._stopping = False
             self._task = asyncio.create_task(self.run(), name=f"consumer-{self.stream}")
 
-    async def stop(self) -> None:
-        """Finish the entry in hand, then stop (cancel only if that takes too long)."""
+    async def stop(self, grace: float = 10.0) -> None:
+        """Let the entry in hand finish (up to ``grace`` seconds), then stop.
+
+        A blocking read is simply cancelled: redis-py drops a connection interrupted mid-command,
+        and an entry read but not yet handled stays pending, to be redelivered after a restart.
+        """
         self._stopping = True
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._task), self.block + 2.0)
-            if not self._task.done():
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
-            self._task = None
+        if self._task is None:
+            return
+        deadline = asyncio.get_running_loop().time() + grace
+        while self._handling and not self._task.done():
+            if asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.01)
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
 
 
 def consume(
