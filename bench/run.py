@@ -26,6 +26,7 @@ HERE = Path(__file__).parent
 CONFIGS = {
     "bare": "/ping",
     "health": "/health",
+    "health-nolog": "/health",  # the same with ACCESS_LOG=false: what the access log costs
     "auth": "/me",
     "fastapi-auth": "/me",
 }
@@ -101,12 +102,16 @@ def main() -> None:
     try:
         for name in args.only:
             port = free_port()
-            cmd = [sys.executable, str(HERE / "servers.py"), name, str(port)]
+            kind = name.removesuffix("-nolog")
+            cmd = [sys.executable, str(HERE / "servers.py"), kind, str(port)]
             if shutil.which("taskset"):
                 cmd = ["taskset", "-c", "0", *cmd]
             procs[name] = (
                 subprocess.Popen(
-                    cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                    cmd,
+                    env={**env, "BENCH_ACCESS_LOG": "0"} if name.endswith("-nolog") else env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
                 ),
                 port,
             )
@@ -140,6 +145,8 @@ def main() -> None:
     checks = []
     if bare and "health" in med:
         checks.append(("/health through the chassis vs bare", med["health"] / bare, 0.85))
+    if bare and "health-nolog" in med:
+        checks.append(("/health, no access log, vs bare", med["health-nolog"] / bare, 0.85))
     if bare and "auth" in med:
         checks.append(("authenticated route vs bare", med["auth"] / bare, 0.75))
     if "auth" in med and "fastapi-auth" in med:

@@ -467,3 +467,52 @@ async def test_background_tasks_carry_the_service_name_and_nothing_leaks(
     await aiohttp_client(app)
     assert seen == ["toy"]
     assert service_var.get() is None
+
+
+async def test_a_route_added_straight_to_the_router_is_still_protected(
+    aiohttp_client, make_settings, auth_header
+):
+    """The chassis wraps every route at startup, not only RouteTable ones (this also pins the
+    aiohttp internal it relies on: a route's handler can be replaced before the router freezes)."""
+
+    async def raw(request: web.Request) -> web.Response:
+        return web.json_response({"sub": request[keys.CLAIMS].sub})
+
+    app = create_toy_app(make_settings(ToySettings))
+    app.router.add_get("/raw", raw)
+    client = await aiohttp_client(app)
+    resp = await client.get("/raw")
+    assert resp.status == 401
+    assert resp.content_type == "application/problem+json"
+    resp = await client.get("/raw", headers=auth_header(sub="direct"))
+    assert resp.status == 200
+    assert await resp.json() == {"sub": "direct"}
+    assert resp.headers["X-Request-ID"]
+
+
+async def test_405_names_the_allowed_methods(client, auth_header):
+    resp = await client.put("/notes", headers=auth_header(sub="a"))
+    assert resp.status == 405
+    assert set(resp.headers["Allow"].split(",")) == {"GET", "HEAD", "POST"}
+    assert (await resp.json())["code"] == "method_not_allowed"
+
+
+async def test_streamed_responses_carry_the_request_id(aiohttp_client, make_settings):
+    from svc_core import prepare
+    from svc_core.routing import public
+
+    @public
+    async def stream(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await prepare(request, response)
+        await response.write(b"chunk")
+        await response.write_eof()
+        return response
+
+    app = create_toy_app(make_settings(ToySettings))
+    app.router.add_get("/stream", stream)
+    client = await aiohttp_client(app)
+    resp = await client.get("/stream", headers={"X-Request-ID": "streamed-1"})
+    assert resp.status == 200
+    assert await resp.read() == b"chunk"
+    assert resp.headers["X-Request-ID"] == "streamed-1"

@@ -26,7 +26,7 @@ from svc_core.errors import (
     ValidationFailed,
 )
 from svc_core.events import Event, EventBus, PermanentEventError, consume, event_bus_context
-from svc_core.middleware import problem_response
+from svc_core.middleware import prepare, problem_response
 from svc_core.mongo import Index
 from svc_core.pagination import find_page
 from svc_core.routing import RouteTable
@@ -75,6 +75,7 @@ __all__ = [
     "find_page",
     "keys",
     "new_id",
+    "prepare",
     "problem_response",
     "query",
     "run",

@@ -20,7 +20,7 @@ from svc_core.endpoints import add_endpoints
 from svc_core.keys import ACCESS_LOG, CHECKS, OPENAPI
 from svc_core.logs import AccessLog, service_var
 from svc_core.metrics import Metrics
-from svc_core.middleware import chassis_middleware, on_prepare
+from svc_core.middleware import Chassis
 from svc_core.openapi import build_spec
 from svc_core.redis import open_redis
 from svc_core.routing import RouteTable
@@ -142,8 +142,8 @@ def create_app(
     name = settings.service_name
     metrics = Metrics(name)
     access = AccessLog(name) if settings.access_log else None
+    chassis = Chassis(settings, metrics, access, auth=auth)
     app = web.Application(
-        middlewares=[chassis_middleware(settings, metrics, access, auth=auth)],
         client_max_size=settings.client_max_size,
         handler_args={"max_field_size": 16384},
     )
@@ -159,7 +159,6 @@ def create_app(
     app[keys.ROUTES] = routes
     app[CHECKS] = {}
     app[OPENAPI] = build_spec(title or f"{name} service", version, list(routes))
-    app.on_response_prepare.append(on_prepare)
 
     _name_startup_tasks(app, name)
     if http_client or (auth and settings.jwks_url):
@@ -177,6 +176,11 @@ def create_app(
     routes.add_to(app)
     if settings.cors_origins:
         setup_cors(app, settings.cors_origins)
+
+    async def install_chassis(app: web.Application) -> None:
+        chassis.install(app)
+
+    app.on_startup.append(install_chassis)
     return app
 
 

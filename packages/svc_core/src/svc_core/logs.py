@@ -117,18 +117,8 @@ class AccessLog:
         self.max_lines = max_lines
         self._prefix = '"level": "info", "service": ' + _quote(service)
         self._prefix += ', "logger": "svc_core.access", "message": "request", "request_id": '
-        self._lines: list[str] = []
+        self._lines: list[tuple[float, str, str, str, str, int, float]] = []
         self._timer: asyncio.TimerHandle | None = None
-        self._second = -1
-        self._stamp = ""
-
-    def _now(self) -> str:
-        now = time.time()
-        second = int(now)
-        if second != self._second:
-            self._second = second
-            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return f"{self._stamp}.{int((now - second) * 1000):03d}Z"
 
     def write(
         self,
@@ -139,15 +129,27 @@ class AccessLog:
         status: int,
         duration_ms: float,
     ) -> None:
-        self._lines.append(
-            f'{{"time": "{self._now()}", {self._prefix}{_quote(request_id)}, '
-            f'"method": {_quote(method)}, "path": {_quote(path)}, "route": {_quote(route)}, '
-            f'"status": {status}, "duration_ms": {duration_ms}}}\n'
-        )
+        # Keep the raw values; lines are formatted in one go at flush time.
+        self._lines.append((time.time(), request_id, method, path, route, status, duration_ms))
         if len(self._lines) >= self.max_lines:
             self.flush()
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self.flush_interval, self.flush)
+
+    def _format(self) -> str:
+        prefix, quote, out = self._prefix, _quote, []
+        stamp_second, stamp = -1, ""
+        for now, request_id, method, path, route, status, duration_ms in self._lines:
+            second = int(now)
+            if second != stamp_second:
+                stamp_second = second
+                stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            out.append(
+                f'{{"time": "{stamp}.{int((now - second) * 1000):03d}Z", {prefix}'
+                f'{quote(request_id)}, "method": {quote(method)}, "path": {quote(path)}, '
+                f'"route": {quote(route)}, "status": {status}, "duration_ms": {duration_ms}}}\n'
+            )
+        return "".join(out)
 
     def flush(self) -> None:
         if self._timer is not None:
@@ -155,7 +157,7 @@ class AccessLog:
             self._timer = None
         if not self._lines:
             return
-        chunk = "".join(self._lines)
+        chunk = self._format()
         self._lines.clear()
         stream = self.stream or sys.stderr
         try:
