@@ -65,6 +65,11 @@ WS_HANDSHAKE = frozenset(
 GATEWAY: web.AppKey[Gateway] = web.AppKey("svc_gateway")
 
 
+def bad_upstream(ctx: Context) -> web.Response:
+    """Kong's 502 when no upstream answered (kong/runloop/handler.lua)."""
+    return error_response(ctx.kong_request_id, 502, BAD_UPSTREAM)
+
+
 class BodyTooLarge(Exception):
     """A body without Content-Length passed request-size-limiting's limit while streaming."""
 
@@ -302,15 +307,7 @@ class Gateway:
                 upstream.release()
             return self._finish(ctx, chain, too_large(ctx))
         if upstream is None:
-            return self._finish(
-                ctx,
-                chain,
-                error_response(
-                    ctx.kong_request_id,
-                    502,
-                    BAD_UPSTREAM,
-                ),
-            )
+            return self._finish(ctx, chain, bad_upstream(ctx))
         try:
             response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
             for name, value in upstream.headers.items():
@@ -364,15 +361,7 @@ class Gateway:
             refused = web.Response(status=exc.status)
             return self._finish(ctx, chain, refused)
         except aiohttp.ClientError:
-            return self._finish(
-                ctx,
-                chain,
-                error_response(
-                    ctx.kong_request_id,
-                    502,
-                    BAD_UPSTREAM,
-                ),
-            )
+            return self._finish(ctx, chain, bad_upstream(ctx))
         downstream = web.WebSocketResponse(
             protocols=(upstream.protocol,) if upstream.protocol else (), max_msg_size=0
         )
