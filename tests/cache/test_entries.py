@@ -352,12 +352,18 @@ async def test_wrong_content_type_is_400(client, alice):
 
 
 @pytest.mark.parametrize("method", ["PUT", "DELETE"])
-async def test_deeply_nested_body_is_400_not_500(client, alice, method):
+async def test_json_beyond_processing_limits_is_422_not_500(client, alice, method):
+    """Valid JSON that cannot be processed (nesting past the parser's stack, an integer of
+    more than 4300 digits) is refused as a 422, and the stored value is untouched."""
     await put(client, "k", alice, value=1)
     depth = 50_000
-    raw = b'{"value":' + b"[" * depth + b"]" * depth + b"}"
-    resp = await client.request(method, "/cache/k", data=raw, headers={**alice, **JSON})
-    assert resp.status == 400
+    for raw in (
+        b'{"value":' + b"[" * depth + b"]" * depth + b"}",
+        b'{"value":' + b"9" * 5000 + b"}",
+    ):
+        resp = await client.request(method, "/cache/k", data=raw, headers={**alice, **JSON})
+        assert resp.status == 422
+        assert (await resp.json())["code"] == "validation_failed"
     assert (await client.get("/cache/k", headers=alice)).status == 200
 
 

@@ -186,15 +186,21 @@ async def test_pagination_is_per_owner(client, auth_header):
     assert page == {"items": [], "next_cursor": None}
 
 
-@pytest.mark.parametrize(
-    "raw",
-    [b'{"title": NaN}', b'{"title": Infinity}', b'{"title": -Infinity}', b"[" * 5000 + b"]" * 5000],
-)
-async def test_non_json_numbers_and_deep_nesting_are_400(client, headers, raw):
+@pytest.mark.parametrize("raw", [b'{"title": NaN}', b'{"title": Infinity}', b"[-Infinity]"])
+async def test_non_json_number_literals_are_400(client, headers, raw):
     resp = await client.post(
         "/notes", data=raw, headers={**headers, "Content-Type": "application/json"}
     )
     await problem(resp, 400, "malformed_json")
+
+
+@pytest.mark.parametrize("raw", [b"[" * 5000 + b"]" * 5000, b'{"stars": ' + b"1" * 5000 + b"}"])
+async def test_valid_json_beyond_processing_limits_is_422(client, headers, raw):
+    resp = await client.post(
+        "/notes", data=raw, headers={**headers, "Content-Type": "application/json"}
+    )
+    data = await problem(resp, 422, "validation_failed")
+    assert list(data["errors"]) == ["_schema"]
 
 
 async def test_lone_surrogates_are_422(client, headers):
@@ -205,3 +211,40 @@ async def test_lone_surrogates_are_422(client, headers):
     )
     data = await problem(resp, 422, "validation_failed")
     assert data["errors"] == {"title": ["Not valid Unicode text."]}
+
+
+@pytest.mark.parametrize("limit", ["+5", " 5", "5 ", "1_0", "\uff15", "\u0665", "-1", "5.0"])
+async def test_limit_takes_ascii_digits_only(client, headers, limit):
+    resp = await client.get("/notes", params={"limit": limit}, headers=headers)
+    data = await problem(resp, 422, "validation_failed")
+    assert list(data["errors"]) == ["limit"]
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "WzEwMDAwMDAwMDAwMDAwMDAwMDAwMCwgIngiXQ",  # [1e20 ms, "x"]: beyond any date
+        "WyJub3RlcyIsIDEwMDAwMDAwMDAwMDAwMDAwMDAwMCwgIngiXQ",  # the same, scoped
+        "WyJwYXltZW50cyIsIDEsICJ4Il0",  # ["payments", 1, "x"]: another list's cursor
+        "WzEsICJ4Il0",  # [1, "x"]: no scope
+    ],
+)
+async def test_cursors_out_of_range_or_from_another_list_are_422(client, headers, cursor):
+    resp = await client.get("/notes", params={"cursor": cursor}, headers=headers)
+    data = await problem(resp, 422, "validation_failed")
+    assert data["errors"] == {"cursor": ["Unknown cursor."]}
+
+
+async def test_unknown_query_parameters_on_a_route_without_query_schema(client, headers):
+    resp = await client.post("/notes?debug=1", json={"title": "x"}, headers=headers)
+    data = await problem(resp, 422, "validation_failed")
+    assert data["errors"] == {"debug": ["Unknown query parameter."]}
+    listing = await (await client.get("/notes", headers=headers)).json()
+    assert listing["items"] == []  # refused before the handler ran
+    resp = await client.post("/notes/ping?x=1", headers=headers)
+    await problem(resp, 422, "validation_failed")
+
+
+async def test_query_check_comes_after_authentication(client):
+    resp = await client.post("/notes?debug=1", json={"title": "x"})
+    await problem(resp, 401, "unauthorized")

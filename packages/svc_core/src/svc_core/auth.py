@@ -210,7 +210,7 @@ class TokenVerifier:
         return claims
 
     async def _decode(self, token: str) -> Claims:
-        if len(token) > MAX_TOKEN_LENGTH:
+        if len(token) > MAX_TOKEN_LENGTH or not token.isascii():
             raise Unauthorized("The access token is invalid.")
         try:
             header = jwt.get_unverified_header(token)

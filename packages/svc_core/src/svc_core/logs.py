@@ -11,7 +11,6 @@ import contextvars
 import itertools
 import json
 import logging
-import re
 import secrets
 import sys
 import time
@@ -20,7 +19,6 @@ from json.encoder import encode_basestring as _quote
 from typing import Any, TextIO
 
 REQUEST_ID_MAX = 128
-_UNSAFE = re.compile(r"[^\x21-\x7e]")
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "svc_request_id", default=None
@@ -44,12 +42,11 @@ def new_request_id() -> str:
     return f"{_ID_PREFIX}-{next(_ID_COUNTER):x}"
 
 
-def clean_request_id(value: str | None) -> str | None:
-    """A client-sent request id fit for logs and headers: printable ASCII, at most 128 chars."""
-    if not value:
-        return None
-    cleaned = _UNSAFE.sub("", value)[:REQUEST_ID_MAX]
-    return cleaned or None
+def log_request_id(value: str) -> str:
+    """A request id as logs carry it: at most 128 characters (JSON escaping does the rest).
+
+    Responses echo a client's id verbatim (api.md; Kong's correlation-id does the same)."""
+    return value[:REQUEST_ID_MAX]
 
 
 class JSONFormatter(logging.Formatter):
@@ -70,7 +67,7 @@ class JSONFormatter(logging.Formatter):
         }
         rid = request_id_var.get()
         if rid is not None:
-            payload["request_id"] = rid
+            payload["request_id"] = log_request_id(rid)
         for key, value in record.__dict__.items():
             if key not in _RESERVED and not key.startswith("_"):
                 payload[key] = value
@@ -130,7 +127,9 @@ class AccessLog:
         duration_ms: float,
     ) -> None:
         # Keep the raw values; lines are formatted in one go at flush time.
-        self._lines.append((time.time(), request_id, method, path, route, status, duration_ms))
+        self._lines.append(
+            (time.time(), log_request_id(request_id), method, path, route, status, duration_ms)
+        )
         if len(self._lines) >= self.max_lines:
             self.flush()
         elif self._timer is None:

@@ -26,10 +26,10 @@ from svc_core.errors import (
     Problem,
     SessionRevoked,
     Unauthorized,
+    ValidationFailed,
 )
 from svc_core.logs import (
     AccessLog,
-    clean_request_id,
     new_request_id,
     request_id_var,
     service_var,
@@ -113,6 +113,12 @@ class Chassis:
         if getattr(handler, WRAPPED_ATTR, False):
             return handler
         needs_token = self.auth and not is_public(handler)
+        spec = route_spec(handler)
+        # A route that declares no query schema and names no resource takes no parameters:
+        # refuse them before the handler runs (a route with a path resource checks its query
+        # itself, after the lookup, keeping api.md's order: 401, 404, 422).
+        allowed_params = {"jwt"} if spec is not None and spec.query_token else set()
+        refuse_query = spec is not None and spec.query is None and "{" not in spec.path
         observe = self.metrics.observe
         access = self.access
         service = self.service
@@ -120,8 +126,7 @@ class Chassis:
 
         async def chassis(request: web.Request) -> web.StreamResponse:
             started = perf_counter()
-            sent_id = request.headers.get("X-Request-ID")
-            request_id = (clean_request_id(sent_id) if sent_id else None) or new_request_id()
+            request_id = request.headers.get("X-Request-ID") or new_request_id()
             request[keys.REQUEST_ID] = request_id
             token = request_id_var.set(request_id)
             service_token = service_var.set(service)
@@ -130,6 +135,11 @@ class Chassis:
                 try:
                     if needs_token and not _is_preflight(request):
                         await _authenticate(request, handler)
+                    if refuse_query and request.query.keys() - allowed_params:
+                        unknown = request.query.keys() - allowed_params
+                        raise ValidationFailed(
+                            {name: ["Unknown query parameter."] for name in sorted(unknown)}
+                        )
                     response: web.StreamResponse = await handler(request)
                 except Problem as problem:
                     response = problem_response(problem, request_id)

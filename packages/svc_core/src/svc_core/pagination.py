@@ -17,25 +17,37 @@ from svc_core.clock import UTC
 from svc_core.errors import ValidationFailed
 
 SORT = [("created_at", -1), ("_id", -1)]
+MAX_MILLIS = 253402300799999  # 9999-12-31T23:59:59.999Z
 
 
-def encode_cursor(created_at: dt.datetime, item_id: str) -> str:
+def encode_cursor(created_at: dt.datetime, item_id: str, scope: str = "") -> str:
     if created_at.tzinfo is None:
         created_at = created_at.replace(tzinfo=UTC)
     millis = int(created_at.timestamp() * 1000)
-    raw = json.dumps([millis, item_id], separators=(",", ":")).encode()
+    raw = json.dumps([scope, millis, item_id], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
-def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
-    """The position a cursor names; 422 ``cursor`` for anything this module did not make."""
+def decode_cursor(cursor: str, scope: str = "") -> tuple[dt.datetime, str]:
+    """The position a cursor names; 422 ``cursor`` for anything this list did not make.
+
+    A cursor is only a position: every page query still carries the caller's own filter, so a
+    hand-made cursor can skip items but never reveal another customer's. The ``scope`` (the
+    list it came from) makes a cursor of another list an unknown cursor.
+    """
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        millis, item_id = json.loads(raw)
-        if not isinstance(millis, int) or isinstance(millis, bool) or not isinstance(item_id, str):
+        cursor_scope, millis, item_id = json.loads(raw)
+        if (
+            cursor_scope != scope
+            or not isinstance(millis, int)
+            or isinstance(millis, bool)
+            or not 0 <= millis <= MAX_MILLIS
+            or not isinstance(item_id, str)
+        ):
             raise ValueError(cursor)
         return dt.datetime.fromtimestamp(millis / 1000, tz=UTC), item_id
-    except (ValueError, TypeError, OverflowError):
+    except (ValueError, TypeError, OverflowError, OSError):
         raise ValidationFailed({"cursor": ["Unknown cursor."]}) from None
 
 
@@ -46,11 +58,13 @@ async def find_page(
     limit: int,
     cursor: str | None,
     render: Callable[[dict[str, Any]], dict[str, Any]],
+    scope: str | None = None,
 ) -> dict[str, Any]:
     """One page ``{"items": [...], "next_cursor": ...}`` of ``collection`` matching ``filter``."""
+    scope = scope if scope is not None else str(collection.name)
     query = dict(filter)
     if cursor is not None:
-        created_at, item_id = decode_cursor(cursor)
+        created_at, item_id = decode_cursor(cursor, scope)
         after = {
             "$or": [
                 {"created_at": {"$lt": created_at}},
@@ -61,5 +75,7 @@ async def find_page(
     docs = await collection.find(query).sort(SORT).limit(limit + 1).to_list(None)
     more = len(docs) > limit
     docs = docs[:limit]
-    next_cursor = encode_cursor(docs[-1]["created_at"], docs[-1]["_id"]) if more and docs else None
+    next_cursor = (
+        encode_cursor(docs[-1]["created_at"], docs[-1]["_id"], scope) if more and docs else None
+    )
     return {"items": [render(doc) for doc in docs], "next_cursor": next_cursor}

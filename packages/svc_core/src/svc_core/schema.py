@@ -19,6 +19,7 @@ __all__ = [
     "Email",
     "Int",
     "PageQuery",
+    "QueryInt",
     "Schema",
     "Str",
     "fields",
@@ -93,12 +94,20 @@ class Email(fields.Email):
         return _valid_unicode(self, super()._deserialize(value, attr, data, **kwargs))
 
 
+class QueryInt(fields.Integer):
+    """An integer in a query string: ASCII digits only (no sign, spaces, ``_`` or other
+    scripts' digits, all of which Python's ``int()`` would accept)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if not isinstance(value, str) or not value.isascii() or not value.isdigit():
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 class PageQuery(Schema):
     """``?limit=`` (1..100, default 20) and ``?cursor=``. Extend it for filters."""
 
-    limit = fields.Integer(
-        load_default=DEFAULT_LIMIT, validate=validate.Range(min=1, max=MAX_LIMIT)
-    )
+    limit = QueryInt(load_default=DEFAULT_LIMIT, validate=validate.Range(min=1, max=MAX_LIMIT))
     cursor = fields.String(load_default=None, validate=validate.Length(min=1, max=512))
 
 

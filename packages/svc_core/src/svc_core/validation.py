@@ -45,14 +45,23 @@ async def read_json(request: web.Request) -> Any:
         )
     try:
         return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        # RecursionError: nesting deeper than the parser's stack (about 1000 levels)
+    except (UnicodeDecodeError, json.JSONDecodeError, _NotJSON):
         raise MalformedJSON("The request body is not valid UTF-8 JSON.") from None
+    except (ValueError, RecursionError):
+        # Valid JSON beyond what is processed: nesting deeper than the parser's stack (about
+        # 1000 levels) or an integer of more than 4300 digits (Python's int limit).
+        raise ValidationFailed(
+            {"_schema": ["The JSON is nested too deeply or has a number too long to process."]}
+        ) from None
+
+
+class _NotJSON(ValueError):
+    pass
 
 
 def _reject_constant(name: str) -> Any:
     """``NaN``, ``Infinity``, ``-Infinity``: not JSON (RFC 8259), though Python accepts them."""
-    raise ValueError(name)
+    raise _NotJSON(name)
 
 
 async def body(
