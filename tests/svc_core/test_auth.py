@@ -260,3 +260,8 @@ async def test_own_revocation_applies_at_once(app, client, make_token):
     await revoke_session(app[keys.REDIS], "mine", until=time.time() + 900, local=app[REVOCATIONS])
     # no waiting for the pub/sub echo: the very next request is refused
     await rejected(await client.get("/whoami", headers=headers), "session_revoked")
+
+
+async def test_a_non_ascii_token_is_401_not_500(client):
+    resp = await client.get("/whoami", headers={"Authorization": "Bearer café.ñ.ü"})
+    await rejected(resp)
