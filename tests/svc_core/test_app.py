@@ -522,3 +522,10 @@ async def test_streamed_responses_carry_the_request_id(aiohttp_client, make_sett
     assert resp.status == 200
     assert await resp.read() == b"chunk"
     assert resp.headers["X-Request-ID"] == "streamed-1"
+
+
+async def test_openapi_document_is_valid_openapi_3_1(client):
+    from openapi_spec_validator import validate
+
+    spec = await (await client.get("/openapi.json")).json()
+    validate(spec)  # raises on any schema violation
