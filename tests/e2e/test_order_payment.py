@@ -311,3 +311,37 @@ async def test_order_changed_before_its_payment_landed_is_refunded(
     second = await pay(session, payments_again, customer, order["id"])
     assert second["amount"] == 3750
     await until(order_status_is(session, restarted, customer, order["id"], "paid"))
+
+
+async def test_order_edited_to_the_same_total_before_its_payment_landed_is_refunded(
+    services: Services,
+    session: aiohttp.ClientSession,
+    customer: dict[str, str],
+    events: aioredis.Redis,
+) -> None:
+    api = await services.start_order(consumer=False)
+    payments = await services.start_payment(api.url)
+    order = await create_order(session, api.url, customer)
+    payment = await pay(session, payments, customer, order["id"])
+
+    # Other items, same total and currency: only the order's version tells the change apart.
+    other_items = [{"sku": "book-2", "name": "Another book", "quantity": 1, "unit_price": 2500}]
+    changed = await call(
+        session, "PATCH", f"{api.url}/orders/{order['id']}", customer, {"items": other_items}
+    )
+    assert (changed["total"], changed["currency"]) == (order["total"], order["currency"])
+    await services.stop(api)
+
+    restarted = (await services.start_order()).url
+
+    async def refunded() -> Any:
+        got = await call(session, "GET", f"{payments}/payments/{payment['id']}", customer)
+        return got if got["status"] == "refunded" else None
+
+    final = await until(refunded)
+    assert final["failure_code"] == "order_changed"
+    [(_id, succeeded)] = await events.xrange("events:payments")
+    assert json.loads(succeeded["data"])["order_updated_at"] == order["updated_at"]
+    assert await stream_types(events, "events:orders") == ["order.payment_rejected"]
+    current = await call(session, "GET", f"{restarted}/orders/{order['id']}", customer)
+    assert (current["status"], current["items"]) == ("pending", other_items)

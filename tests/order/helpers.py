@@ -56,8 +56,13 @@ async def publish_payment(
     amount: int | None = None,
     currency: str | None = None,
     customer_id: str | None = None,
+    order_updated_at: str | None = None,
 ) -> str:
-    """Publish a payment event as the payment service does (the fixed contract)."""
+    """Publish a payment event as the payment service does (the fixed contract).
+
+    ``order_updated_at`` (the version of the order that was charged) is left out unless given,
+    as an older producer would.
+    """
     data = {
         "payment_id": payment_id,
         "order_id": order["id"],
@@ -65,6 +70,8 @@ async def publish_payment(
         "amount": order["total"] if amount is None else amount,
         "currency": currency or order["currency"],
     }
+    if order_updated_at is not None:
+        data["order_updated_at"] = order_updated_at
     return await bus.publish("events:payments", type, data, event_id=f"{payment_id}:{type}")
 
 

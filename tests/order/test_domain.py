@@ -13,8 +13,13 @@ from svc_order.domain import Status
 NOW = dt.datetime(2026, 11, 25, tzinfo=dt.UTC)
 
 
-def order(status: Status) -> dict:
-    return {"status": status.value, "items": [{"quantity": 2, "unit_price": 3}], "total": 6}
+def order(status: Status, updated_at: dt.datetime = NOW - dt.timedelta(days=1)) -> dict:
+    return {
+        "status": status.value,
+        "items": [{"quantity": 2, "unit_price": 3}],
+        "total": 6,
+        "updated_at": updated_at,
+    }
 
 
 def test_the_state_machine_has_exactly_these_transitions():
@@ -75,6 +80,18 @@ def test_revision_recomputes_the_total():
     }
     revised = domain.revision(order(Status.PENDING), {"currency": "JPY"}, now=NOW)
     assert (revised["currency"], revised["total"]) == ("JPY", 6)
+
+
+@pytest.mark.parametrize(
+    "previous",
+    [NOW, NOW + dt.timedelta(seconds=5), NOW.replace(tzinfo=None)],
+    ids=["same-millisecond", "clock-behind", "naive-from-mongomock"],
+)
+def test_an_edit_always_makes_a_new_version(previous):
+    # updated_at is the version a payment is checked against: an edit never keeps it
+    revised = domain.revision(order(Status.PENDING, previous), {"currency": "JPY"}, now=NOW)
+    expected = previous.replace(tzinfo=dt.UTC) + dt.timedelta(milliseconds=1)
+    assert revised["updated_at"] == expected
 
 
 def test_currency_table():

@@ -94,6 +94,54 @@ async def test_payment_for_an_order_edited_after_the_charge_is_rejected(client, 
     assert (await get_order(client, alice, order["id"]))["status"] == "pending"
 
 
+async def test_payment_for_an_order_edited_to_the_same_total_is_rejected(client, alice, bus):
+    order = await create_order(client, alice)
+    charged = order["updated_at"]  # the version the payment service read before charging
+    items = [{"sku": "OTHER", "name": "Something else", "quantity": 1, "unit_price": 4498}]
+    resp = await client.patch(f"/orders/{order['id']}", json={"items": items}, headers=alice)
+    edited = await resp.json()
+    assert (edited["total"], edited["currency"]) == (order["total"], order["currency"])
+    assert edited["updated_at"] != charged
+
+    await publish_payment(bus, SUCCEEDED, order, payment_id="pay-same", order_updated_at=charged)
+    [rejection] = await wait_rejections(bus)
+    assert rejection == {
+        "type": "order.payment_rejected",
+        "event_id": "pay-same:order.payment_rejected",
+        "data": {
+            "payment_id": "pay-same",
+            "order_id": order["id"],
+            "customer_id": "cust-alice",
+            "reason": "order_changed",
+        },
+    }
+    await wait_caught_up(bus)
+    assert await get_order(client, alice, order["id"]) == edited  # still pending, as edited
+
+    # a payment charged for the order as it is now goes through
+    await publish_payment(
+        bus, SUCCEEDED, edited, payment_id="pay-now", order_updated_at=edited["updated_at"]
+    )
+    paid = await wait_status(client, alice, order["id"], "paid")
+    assert paid["items"] == items
+    await wait_caught_up(bus)
+    assert len(await order_events(bus)) == 1
+
+
+@pytest.mark.parametrize(
+    "version",
+    ["2026-11-25T04:15:00.123456Z", "2026-11-25T04:15:00.123+00:00", "yesterday"],
+    ids=["microseconds", "offset", "not-a-time"],
+)
+async def test_payment_naming_a_version_no_order_has_is_rejected(client, alice, bus, version):
+    order = await create_order(client, alice)
+    await publish_payment(bus, SUCCEEDED, order, payment_id="pay-v", order_updated_at=version)
+    [rejection] = await wait_rejections(bus)
+    assert rejection["data"]["payment_id"] == "pay-v"
+    await wait_caught_up(bus)
+    assert (await get_order(client, alice, order["id"]))["status"] == "pending"
+
+
 async def test_payment_for_a_cancelled_order_is_rejected(client, alice, bus):
     order = await create_order(client, alice)
     await client.post(f"/orders/{order['id']}/cancel", headers=alice)

@@ -28,6 +28,7 @@ async def test_pay_charges_the_orders_total_and_publishes(
     alice: Customer, order_stub: OrderStub, provider: Any, redis: Any
 ) -> None:
     order = order_stub.add(alice.sub, total=4321, currency="JPY")
+    order["updated_at"] = "2026-11-25T06:07:08.009Z"  # the version charged, sent back as is
     resp = await alice.pay(order["id"])
     assert resp.status == 201
     payment = await resp.json()
@@ -65,6 +66,8 @@ async def test_pay_charges_the_orders_total_and_publishes(
                 "customer_id": alice.sub,
                 "amount": 4321,
                 "currency": "JPY",
+                # the order service pays the order only if it is still this version
+                "order_updated_at": "2026-11-25T06:07:08.009Z",
             },
         }
     ]
@@ -233,11 +236,19 @@ async def test_concurrent_payments_of_one_order_under_different_keys_charge_once
     assert provider.charge_calls == 1
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"total": "19.99"},  # never trust a dependency's JSON blindly
+        {"updated_at": None},  # no version to send with payment.succeeded
+    ],
+    ids=["total-a-string", "updated_at-missing"],
+)
 async def test_unexpected_order_shape_is_503_not_a_charge(
-    alice: Customer, order_stub: OrderStub, provider: Any
+    alice: Customer, order_stub: OrderStub, provider: Any, change: dict[str, Any]
 ) -> None:
     order = order_stub.add(alice.sub)
-    order["total"] = "19.99"  # never trust a dependency's JSON blindly
+    order.update(change)
     resp = await alice.pay(order["id"])
     assert resp.status == 503
     assert (await resp.json())["code"] == "dependency_unavailable"

@@ -99,9 +99,23 @@ def ensure_can(order: Mapping[str, Any], transition: Transition) -> None:
 def revision(
     order: Mapping[str, Any], changes: Mapping[str, Any], *, now: dt.datetime
 ) -> dict[str, Any]:
-    """The fields an edit sets: the changes, the total recomputed from the resulting items."""
+    """The fields an edit sets: the changes, the total recomputed from the resulting items.
+
+    ``updated_at`` always moves forward, by at least a millisecond (its stored and rendered
+    precision): it is the version a payment is checked against, so an edit in the same
+    millisecond as the previous write (or on an instance whose clock is behind) must still
+    make a new one.
+    """
     items = changes.get("items", order["items"])
-    revised: dict[str, Any] = {"items": items, "total": order_total(items), "updated_at": now}
+    previous = order["updated_at"]
+    if previous.tzinfo is None:  # PyMongo without tz_aware, mongomock: naive UTC
+        previous = previous.replace(tzinfo=dt.UTC)
+    updated_at = max(now, previous + dt.timedelta(milliseconds=1))
+    revised: dict[str, Any] = {
+        "items": items,
+        "total": order_total(items),
+        "updated_at": updated_at,
+    }
     if "currency" in changes:
         revised["currency"] = changes["currency"]
     return revised

@@ -82,10 +82,19 @@ def event_data(payment: dict[str, Any]) -> dict[str, Any]:
 
 
 def outbox_event(payment: dict[str, Any], type: str) -> dict[str, Any]:
-    """An event waiting in the payment document until the relay has published it."""
+    """An event waiting in the payment document until the relay has published it.
+
+    ``payment.succeeded`` also carries ``order_updated_at``, the order's ``updated_at`` as read
+    before the charge: the order service rejects the payment if the order changed since, even
+    to the same total. (Payments stored before the field existed have none; the order service
+    then checks total and currency only.)
+    """
+    data = event_data(payment)
+    if type == PAYMENT_SUCCEEDED and payment.get("order_updated_at") is not None:
+        data["order_updated_at"] = payment["order_updated_at"]
     return {
         "stream": PAYMENTS_STREAM,
         "type": type,
         "event_id": f"{payment['_id']}:{type}",
-        "data": event_data(payment),
+        "data": data,
     }

@@ -22,6 +22,9 @@ class Order:
     status: str
     total: int
     currency: str
+    #: the order's ``updated_at`` exactly as the order service rendered it; sent back in
+    #: ``payment.succeeded`` so the order service can tell whether the order changed since
+    updated_at: str
 
 
 def _parse(payload: object) -> Order:
@@ -30,7 +33,10 @@ def _parse(payload: object) -> Order:
     total = payload.get("total")
     if not isinstance(total, int) or isinstance(total, bool) or total < 0:
         raise ValueError("order total is not a non-negative integer")
-    values = {name: payload.get(name) for name in ("id", "customer_id", "status", "currency")}
+    values = {
+        name: payload.get(name)
+        for name in ("id", "customer_id", "status", "currency", "updated_at")
+    }
     if not all(isinstance(value, str) for value in values.values()):
         raise ValueError("order is missing a string field")
     return Order(total=total, **values)  # type: ignore[arg-type]

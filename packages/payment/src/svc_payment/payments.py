@@ -68,6 +68,7 @@ async def pay_order(
         "order_id": order.id,
         "amount": order.total,
         "currency": order.currency,
+        "order_updated_at": order.updated_at,  # the version of the order that was charged
         "card": {"brand": card.brand, "last4": card.last4},
         "failure_code": None,
         "provider": provider.name,
