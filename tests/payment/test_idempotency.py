@@ -192,5 +192,36 @@ async def test_an_expired_key_is_a_new_key(
     assert provider.charge_calls == 2
 
 
+async def test_replay_after_the_card_expired_gets_the_first_answer(
+    alice: Customer,
+    order_stub: OrderStub,
+    provider: CountingProvider,
+    client: Any,
+    monkeypatch: Any,
+) -> None:
+    import svc_payment.schemas
+
+    clock = [dt.datetime(2030, 12, 31, 23, 59, 59, tzinfo=dt.UTC)]  # the card's last minute
+    monkeypatch.setattr(svc_payment.schemas, "utcnow", lambda: clock[0])
+    order = order_stub.add(alice.sub)
+    first = await alice.pay(order["id"], key="expiring", exp_month=12, exp_year=2030)
+    assert first.status == 201
+
+    clock[0] = dt.datetime(2031, 1, 1, tzinfo=dt.UTC)  # the card has expired since
+    again = await alice.pay(order["id"], key="expiring", exp_month=12, exp_year=2030)
+    assert again.status == 201
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert await again.json() == await first.json()
+    assert provider.charge_calls == 1
+
+    # a new request with that card is refused, and its key stays free
+    late = await alice.pay(order_stub.add(alice.sub)["id"], key="late", exp_month=12, exp_year=2030)
+    assert late.status == 422
+    assert (await late.json())["errors"] == {"card": ["The card has expired."]}
+    assert await db(client).idempotency_keys.count_documents({"key": "late"}) == 0
+    assert provider.charge_calls == 1
+    assert len(order_stub.calls) == 1  # neither the replay nor the refusal read an order
+
+
 async def _true(value: bool) -> bool:
     return value

@@ -11,7 +11,12 @@ from svc_payment.outbox import RELAY
 from svc_payment.payments import pay_order, refund_payment, render
 from svc_payment.providers import Card
 from svc_payment.repository import IdempotencyKeys, Payments
-from svc_payment.schemas import PaymentCreate, PaymentListQuery, PaymentOut
+from svc_payment.schemas import (
+    PaymentCreate,
+    PaymentListQuery,
+    PaymentOut,
+    ensure_card_not_expired,
+)
 from svc_payment.typedefs import PROVIDER, SETTINGS
 
 routes = RouteTable()
@@ -27,7 +32,7 @@ routes = RouteTable()
 async def create_payment(request: web.Request) -> web.Response:
     """Pay an order (header Idempotency-Key required)."""
     key = key_from(request)
-    data = await body(request)
+    data = await body(request)  # structure only: types, Luhn, lengths (timeless)
     customer_id = current_claims(request).sub
     app = request.app
     settings = app[SETTINGS]
@@ -39,6 +44,9 @@ async def create_payment(request: web.Request) -> web.Response:
     )
 
     async def charge() -> Outcome:
+        # Runs only for a fresh claim of the key, so a replay is never refused because the card
+        # expired since the first request. Its 422 is not stored: the claim is released.
+        ensure_card_not_expired(data["card"])
         order = await fetch_order(request, data["order_id"])
         if order.customer_id != customer_id:
             raise NotFound("No such order.")
