@@ -286,6 +286,29 @@ async def test_other_customers_order_is_404_everywhere(client, alice, bob, metho
     assert await get_order(client, alice, order["id"]) == order  # untouched
 
 
+PATH_ROUTES = [
+    ("GET", "", None),
+    ("PATCH", "", {"currency": "USD"}),
+    ("POST", "/cancel", None),
+    ("DELETE", "", None),
+]
+
+
+@pytest.mark.parametrize(("method", "suffix", "payload"), PATH_ROUTES)
+async def test_unknown_query_parameter_is_422_after_the_404(client, alice, method, suffix, payload):
+    order = await create_order(client, alice)
+    kwargs = {"json": payload} if payload is not None else {}
+    url = f"/orders/{order['id']}{suffix}"
+    resp = await client.request(method, url, params={"x": "1"}, headers=alice, **kwargs)
+    problem = await assert_problem(resp, 422, "validation_failed")
+    assert problem["errors"] == {"x": ["Unknown query parameter."]}
+    assert await get_order(client, alice, order["id"]) == order  # nothing changed
+    missing = await client.request(
+        method, f"/orders/missing{suffix}", params={"x": "1"}, headers=alice, **kwargs
+    )
+    await assert_problem(missing, 404, "not_found")  # the path's order is checked first
+
+
 async def test_list_shows_only_the_callers_orders(client, alice, bob):
     mine = await create_order(client, alice)
     await create_order(client, bob)

@@ -163,3 +163,27 @@ async def test_provider_refund_failure_is_503_and_leaves_it_refundable(
     provider.fail_refunds = False
     retry = await alice.client.post(f"/payments/{payment['id']}/refund", headers=alice.auth)
     assert retry.status == 200
+
+
+@pytest.mark.parametrize(("method", "suffix"), [("GET", ""), ("POST", "/refund")])
+async def test_unknown_query_parameter_is_422_after_the_404(
+    alice: Customer, order_stub: OrderStub, provider: CountingProvider, method: str, suffix: str
+) -> None:
+    payment = await _paid(alice, order_stub)
+    resp = await alice.client.request(
+        method, f"/payments/{payment['id']}{suffix}", params={"x": "1"}, headers=alice.auth
+    )
+    assert resp.status == 422
+    problem = await resp.json()
+    assert (problem["code"], problem["errors"]) == (
+        "validation_failed",
+        {"x": ["Unknown query parameter."]},
+    )
+    missing = await alice.client.request(
+        method, f"/payments/unknown{suffix}", params={"x": "1"}, headers=alice.auth
+    )
+    assert missing.status == 404  # the path's payment is checked first
+    assert (await missing.json())["code"] == "not_found"
+    got = await alice.client.get(f"/payments/{payment['id']}", headers=alice.auth)
+    assert (await got.json())["status"] == "succeeded"  # the refund did not happen
+    assert provider.refund_calls == []

@@ -138,3 +138,19 @@ async def test_validation_failure_stores_nothing_so_the_key_can_be_retried(
     assert fixed.status == 201
     assert "Idempotent-Replayed" not in fixed.headers
     assert provider.charge_calls == 1
+
+
+async def test_unknown_query_parameter_is_422_and_stores_nothing(
+    alice: Customer, order_stub: OrderStub, provider: Any, client: Any
+) -> None:
+    order = order_stub.add(alice.sub)
+    resp = await alice.client.post(
+        "/payments",
+        params={"x": "1"},
+        json={"order_id": order["id"], "card": card()},
+        headers=alice.headers("with-query"),
+    )
+    assert resp.status == 422
+    assert (await resp.json())["errors"] == {"x": ["Unknown query parameter."]}
+    assert await db(client).idempotency_keys.count_documents({}) == 0
+    assert provider.charge_calls == 0

@@ -31,6 +31,7 @@ routes = RouteTable()
 )
 async def create_payment(request: web.Request) -> web.Response:
     """Pay an order (header Idempotency-Key required)."""
+    query(request)  # takes none
     key = key_from(request)
     data = await body(request)  # structure only: types, Luhn, lengths (timeless)
     customer_id = current_claims(request).sub
@@ -92,6 +93,7 @@ async def get_payment(request: web.Request) -> web.Response:
     doc = await payments.get_visible(request.match_info["id"], current_claims(request).sub)
     if doc is None:
         raise NotFound("No such payment.")
+    query(request)  # none taken; checked after the 404 (api.md's order of checks)
     return web.json_response(render(doc))
 
 
@@ -102,6 +104,7 @@ async def refund(request: web.Request) -> web.Response:
     doc = await payments.get_visible(request.match_info["id"], current_claims(request).sub)
     if doc is None:
         raise NotFound("No such payment.")
+    query(request)  # none taken; checked after the 404 (api.md's order of checks)
     await body(request)  # no body: only empty or {}
     refunded = await refund_payment(
         payments=payments, provider=request.app[PROVIDER], relay=request.app[RELAY], payment=doc
