@@ -67,8 +67,15 @@ def config_problems(config: GatewayConfig) -> list[str]:
                 found.append(f"jwt at {plugin.where}: claims_to_verify must contain exp")
             if plugin.config["key_claim_name"] != "kid":
                 found.append(f"jwt at {plugin.where}: key_claim_name must be kid")
+    canonical = [p for p in config.global_plugins if p.name == "pre-function"]
+    if not canonical:
+        found.append(
+            "no global pre-function: Authorization spellings would each get a rate-limit budget"
+        )
     for route in config.routes:
         effective = effective_plugins(config, route)
+        if canonical and effective.get("pre-function") is not canonical[0]:
+            found.append(f"route {route.name}: the global pre-function is overridden")
         limit = effective.get("rate-limiting")
         if limit is None:
             found.append(f"route {route.name}: not rate limited")

@@ -70,6 +70,16 @@ PLUGIN_DEFAULTS: dict[str, dict[str, Any]] = {
         "size_unit": "megabytes",
         "require_content_length": False,
     },
+    # serverless-functions: Lua per phase. Only the snippet kong.yml ships is accepted
+    # (plugins/pre_function.py); the local gateway runs no Lua.
+    "pre-function": {
+        "certificate": [],
+        "rewrite": [],
+        "access": [],
+        "header_filter": [],
+        "body_filter": [],
+        "log": [],
+    },
     "prometheus": {
         "per_consumer": False,
         "status_code_metrics": False,

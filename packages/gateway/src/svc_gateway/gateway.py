@@ -30,6 +30,7 @@ from svc_gateway.plugins import Context, GatewayPlugin, error_response
 from svc_gateway.plugins.correlation_id import CorrelationId
 from svc_gateway.plugins.cors import Cors
 from svc_gateway.plugins.jwt import CONSUMER_HEADERS, Jwt
+from svc_gateway.plugins.pre_function import PreFunction
 from svc_gateway.plugins.prometheus import Prometheus
 from svc_gateway.plugins.rate_limiting import RateLimiting
 from svc_gateway.plugins.request_size_limiting import RequestSizeLimiting, too_large
@@ -95,6 +96,7 @@ class Gateway:
             "correlation-id": lambda p: CorrelationId(p.config, p.where),
             "request-size-limiting": lambda p: RequestSizeLimiting(p.config, p.where),
             "prometheus": lambda p: Prometheus(p.config, p.where),
+            "pre-function": lambda p: PreFunction(p.config, p.where),
         }
         self.chains = {route.name: self._chain(route) for route in config.routes}
         self.global_chain = [self._instance(p) for p in config.global_plugins]
@@ -168,6 +170,7 @@ class Gateway:
             kong_request_id=kong_request_id,
             client_ip=request.remote or "",
             upstream_headers=self._upstream_headers(request, service, path),
+            request_headers=CIMultiDict(request.headers),
         )
         ctx.state["path"] = path
         chain = self.chains[route.name]

@@ -29,6 +29,9 @@ class Context:
     kong_request_id: str
     client_ip: str
     upstream_headers: CIMultiDict[str]
+    # The client's request headers as the plugins see them: pre-function may rewrite one
+    # (ngx.req.set_header edits the request Kong's later plugins read and proxies upstream).
+    request_headers: CIMultiDict[str]
     consumer: Consumer | None = None
     credential: Credential | None = None
     body_limit: int | None = None

@@ -135,7 +135,7 @@ class Jwt(GatewayPlugin):
             if value:
                 found.append(value)
         for name in self.header_names:
-            value = request.headers.get(name)
+            value = ctx.request_headers.get(name)
             if value:
                 match = BEARER.search(value)
                 if match:

@@ -128,7 +128,7 @@ class RateLimiting(GatewayPlugin):
         elif self.limit_by == "credential":
             value = ctx.credential.key if ctx.credential else None
         elif self.limit_by == "header":
-            value = ctx.request.headers.get(self.header_name)
+            value = ctx.request_headers.get(self.header_name)
         elif self.limit_by == "service":
             value = ctx.service.name
         return value or ctx.client_ip
