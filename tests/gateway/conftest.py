@@ -108,7 +108,7 @@ def upstream_app() -> web.Application:
     app.router.add_get("/orders/stream", _stream)
     app.router.add_get("/orders/slow", _slow)
     app.router.add_post("/orders/upload", _upload)
-    app.router.add_route("*", "/{tail:.*}", _echo)
+    app.router.add_route("*", r"/{tail:[\s\S]*}", _echo)  # also a decoded %0A
     return app
 
 

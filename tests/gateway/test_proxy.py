@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from yarl import URL
 
 from tests.gateway.conftest import FIRST_CHUNK, RELEASE, recorded
 
@@ -22,6 +23,31 @@ async def test_path_and_query_reach_the_upstream_unchanged(
     response = await gateway.get("/orders/abc%20d?status=paid&limit=5", headers=auth_header())
     assert response.status == 200
     assert recorded(upstream)[-1]["path"] == "/orders/abc%20d?status=paid&limit=5"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/orders/%00",
+        "/orders/%0A",
+        "/orders/a%0D%0Ab",
+        "/cache/%7F",
+        "/cache/%C3%A9t%C3%A9",
+        "/orders/%E2%82%AC%20x?q=%26%00",
+    ],
+)
+async def test_control_and_unicode_paths_reach_the_service_still_encoded(
+    gateway: TestClient[Any, Any], upstream: TestServer, auth_header: Any, path: str
+) -> None:
+    """Kong proxies the path and sets X-Forwarded-Path from ``var.request_uri`` (query cut
+    off): the raw, still percent-encoded path (K:kong/runloop/handler.lua, forwarded_path).
+    Decoded, %00 / %0A could not even be a header value, so the service answers, not the
+    gateway."""
+    response = await gateway.get(URL(path, encoded=True), headers=auth_header())
+    assert response.status == 200, await response.text()
+    seen = recorded(upstream)[-1]
+    assert seen["path"] == path
+    assert seen["headers"]["X-Forwarded-Path"] == path.partition("?")[0]
 
 
 async def test_upstream_request_headers(

@@ -22,6 +22,7 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 from redis.asyncio import Redis
+from yarl import URL
 
 from svc_core.redis import open_redis
 from svc_gateway.balancer import Balancer
@@ -64,6 +65,9 @@ WS_HANDSHAKE = frozenset(
     )
 )
 GATEWAY: web.AppKey[Gateway] = web.AppKey("svc_gateway")
+# What a forwarded path or query keeps as is: every printable ASCII character (so the client's
+# own escapes and characters stay exactly as sent); controls, spaces and non-ASCII get encoded.
+URL_SAFE = "".join(map(chr, range(0x21, 0x7F)))
 
 
 def bad_upstream(ctx: Context) -> web.Response:
@@ -169,7 +173,7 @@ class Gateway:
             service=service,
             kong_request_id=kong_request_id,
             client_ip=request.remote or "",
-            upstream_headers=self._upstream_headers(request, service, path),
+            upstream_headers=self._upstream_headers(request, service),
             request_headers=CIMultiDict(request.headers),
         )
         ctx.state["path"] = path
@@ -195,9 +199,7 @@ class Gateway:
             plugin.header_filter(ctx, headers)
         return response
 
-    def _upstream_headers(
-        self, request: web.Request, service: Service, path: str
-    ) -> CIMultiDict[str]:
+    def _upstream_headers(self, request: web.Request, service: Service) -> CIMultiDict[str]:
         headers: CIMultiDict[str] = CIMultiDict(
             (k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP
         )
@@ -212,7 +214,10 @@ class Gateway:
         headers["X-Forwarded-Proto"] = request.scheme
         headers["X-Forwarded-Host"] = host
         headers["X-Forwarded-Port"] = port
-        headers["X-Forwarded-Path"] = path
+        # Kong: var.request_uri without its query, i.e. the raw path as the client sent it,
+        # still percent-encoded (K:kong/runloop/handler.lua, forwarded_path). Never the decoded
+        # path: %00 or %0A decoded cannot be a header value.
+        headers["X-Forwarded-Path"] = raw_path(request)
         headers["X-Real-IP"] = client_ip
         headers["Host"] = (
             service.host if service.port in (80, 443) else (f"{service.host}:{service.port}")
@@ -227,12 +232,13 @@ class Gateway:
             path = path[len(prefix) :] or "/"
             if not path.startswith("/"):
                 path = "/" + path
-        if path == request.path:
-            raw = request.raw_path.split("?", 1)[0]
-        else:
-            raw = quote(path, safe="/:@!$&'()*+,;=-._~%")
-        query = request.query_string
-        return raw + (f"?{query}" if query else "")
+        raw, _, query = request.raw_path.partition("?")
+        if path != request.path:  # normalized: send the new path, encoded again
+            raw = quote(path, safe="/:@!$&'()*+,;=-._~")
+        # As the client sent it, still percent-encoded (Kong proxies the raw path with
+        # strip_path: false); the URL is passed as encoded, so nothing is re-encoded.
+        raw = quote(raw, safe=URL_SAFE)
+        return raw + (f"?{quote(query, safe=URL_SAFE)}" if query else "")
 
     def _targets(self, service: Service) -> Callable[[frozenset[str]], Target | None]:
         balancer = self.balancers.get(service.host)
@@ -285,7 +291,7 @@ class Gateway:
             try:
                 upstream = await self.session.request(
                     request.method,
-                    f"{service.protocol}://{target.address}{path}",
+                    URL(f"{service.protocol}://{target.address}{path}", encoded=True),
                     headers=ctx.upstream_headers,
                     data=body,
                     allow_redirects=False,
@@ -349,7 +355,9 @@ class Gateway:
             for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")
             if p.strip()
         )
-        url = f"{ctx.service.protocol}://{target.address}{self._upstream_path(ctx)}"
+        url = URL(
+            f"{ctx.service.protocol}://{target.address}{self._upstream_path(ctx)}", encoded=True
+        )
         try:
             upstream = await self.session.ws_connect(
                 url,
@@ -388,7 +396,8 @@ class Gateway:
             await self.stop()
 
         app.cleanup_ctx.append(lifecycle)
-        app.router.add_route("*", "/{tail:.*}", self.handle)
+        # [\s\S]: a decoded path may hold a newline (%0A), which "." would not match.
+        app.router.add_route("*", r"/{tail:[\s\S]*}", self.handle)
         return app
 
     def status_app(self) -> web.Application:
@@ -418,6 +427,11 @@ class Gateway:
         app.router.add_get("/metrics", metrics)
         app.router.add_get("/status", status)
         return app
+
+
+def raw_path(request: web.Request) -> str:
+    """The request path exactly as the client sent it (percent-encoded), without the query."""
+    return quote(request.raw_path.partition("?")[0], safe=URL_SAFE)
 
 
 def normalize_path(path: str) -> str:
