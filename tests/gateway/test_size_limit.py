@@ -3,6 +3,8 @@ routes. Errors come from kong.response.error: {"message": ..., "request_id": ...
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import json
 from collections.abc import AsyncIterator
@@ -43,6 +45,89 @@ async def test_expect_100_continue_gets_417(gateway: TestClient[Any, Any]) -> No
     )
     assert response.status == 417
     assert json.loads(await response.read())["message"] == "Request size limit exceeded"
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[bytes, dict[str, str], bytes]:
+    """One response from a raw socket: status line, headers (lower-cased names), body."""
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    status, *lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines if line)
+    body = await asyncio.wait_for(reader.readexactly(int(headers.get("content-length", 0))), 10)
+    return status.encode(), headers, body
+
+
+async def open_raw(client: TestClient[Any, Any], head: str) -> Any:
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+    writer.write(head.replace("\n", "\r\n").encode())
+    await writer.drain()
+    return reader, writer
+
+
+async def rest_of_connection(reader: asyncio.StreamReader, writer: Any, body: bytes) -> bytes:
+    """Send what a client that ignores the answer would send, then read until the gateway
+    closes (the deadline only guards against a hang)."""
+    with contextlib.suppress(ConnectionError):
+        writer.write(body)
+        await writer.drain()
+    try:
+        return await asyncio.wait_for(reader.read(), 10)
+    except ConnectionError:
+        return b""
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
+def expect_head(path: str, length: int, extra: str = "") -> str:
+    return (
+        f"POST {path} HTTP/1.1\nHost: gw\nContent-Type: application/json\n"
+        f"Content-Length: {length}\nExpect: 100-continue\n{extra}\n"
+    )
+
+
+async def test_expect_100_continue_over_the_limit_is_one_417_then_close(
+    gateway: TestClient[Any, Any], upstream: TestServer
+) -> None:
+    """handler.lua: 417 is decided from Content-Length before any body is asked for, so the
+    client never gets ``100 Continue``; the connection then closes, and body bytes a client
+    sends anyway are never parsed as a request."""
+    reader, writer = await open_raw(gateway, expect_head("/auth/login", MIB + 1))
+    status, headers, body = await read_response(reader)
+    assert status == b"HTTP/1.1 417 Expectation Failed"
+    assert json.loads(body)["message"] == "Request size limit exceeded"
+    assert headers["connection"] == "close"
+    after = await rest_of_connection(reader, writer, b"GET /orders HTTP/1.1\r\n\r\n" * 50)
+    assert after == b""
+    assert recorded(upstream) == []
+
+
+async def test_expect_100_continue_refused_by_jwt_gets_no_100(
+    gateway: TestClient[Any, Any],
+) -> None:
+    """Any plugin's refusal is final: 401 without a 100 first, then close."""
+    reader, writer = await open_raw(gateway, expect_head("/orders", 2))
+    status, _, body = await read_response(reader)
+    assert status == b"HTTP/1.1 401 Unauthorized"
+    assert json.loads(body) == {"message": "Unauthorized"}
+    assert await rest_of_connection(reader, writer, b"{}") == b""
+
+
+async def test_expect_100_continue_under_the_limit_gets_100_then_the_answer(
+    gateway: TestClient[Any, Any], upstream: TestServer
+) -> None:
+    """Once the plugins passed, the gateway sends 100 and streams the body upstream; the
+    upstream request carries no Expect (nginx's proxy clears it)."""
+    reader, writer = await open_raw(gateway, expect_head("/auth/login", 2))
+    interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+    writer.write(b"{}")
+    await writer.drain()
+    status, _, body = await read_response(reader)
+    writer.close()
+    assert status == b"HTTP/1.1 200 OK"
+    assert json.loads(body)["body_length"] == 2
+    assert "Expect" not in recorded(upstream)[-1]["headers"]
 
 
 async def test_exactly_the_limit_passes(

@@ -53,6 +53,9 @@ HOP_BY_HOP = frozenset(
         "Transfer-Encoding",
         "Upgrade",
         "Host",
+        # nginx's proxy module clears Expect upstream (ngx_http_proxy_headers: "Expect: ''");
+        # the gateway answers the client's 100-continue itself.
+        "Expect",
     )
 )
 WS_HANDSHAKE = frozenset(
@@ -161,6 +164,17 @@ class Gateway:
     # --- request handling -----------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        response = await self._handle(request)
+        if unread_body_expected(request) and not response.prepared:
+            # The client held its body back for a 100 it never got (or got 100 and is being
+            # refused mid-body): send this answer, then close at once. Left to aiohttp, the
+            # connection would linger reading the body, or parse it as the next request.
+            await response.prepare(request)
+            await response.write_eof()
+            request.protocol.force_close()  # flushes what was written, then closes
+        return response
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         kong_request_id = secrets.token_hex(16)
         path = normalize_path(request.path)
         route = self.router.match(request.method, path)
@@ -194,6 +208,8 @@ class Gateway:
     ) -> web.StreamResponse:
         """Run the header_filter step of every plugin whose access step ran, in order."""
         ctx.state["status"] = response.status
+        if unread_body_expected(ctx.request):
+            response.force_close()  # "Connection: close"; handle() closes the connection
         headers: CIMultiDict[str] = response.headers
         for plugin in ran:
             plugin.header_filter(ctx, headers)
@@ -254,6 +270,10 @@ class Gateway:
         limit = ctx.body_limit
 
         async def stream() -> AsyncIterator[bytes]:
+            if expects_continue(request):
+                # Only now, after every plugin passed: a refused request never got 100.
+                await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                request.writer.output_size = 0
             seen = 0
             async for chunk in request.content.iter_any():
                 seen += len(chunk)
@@ -397,7 +417,7 @@ class Gateway:
 
         app.cleanup_ctx.append(lifecycle)
         # [\s\S]: a decoded path may hold a newline (%0A), which "." would not match.
-        app.router.add_route("*", r"/{tail:[\s\S]*}", self.handle)
+        app.router.add_route("*", r"/{tail:[\s\S]*}", self.handle, expect_handler=_no_expect)
         return app
 
     def status_app(self) -> web.Application:
@@ -444,6 +464,26 @@ def normalize_path(path: str) -> str:
     if path.endswith("/") and normalized != "/":
         normalized += "/"
     return normalized
+
+
+def unread_body_expected(request: web.Request) -> bool:
+    """An ``Expect: 100-continue`` request whose body has not been read to its end."""
+    return expects_continue(request) and not request.content.is_eof()
+
+
+def expects_continue(request: web.Request) -> bool:
+    """HTTP/1.1 with ``Expect: 100-continue`` and a body to come."""
+    return (
+        request.version == aiohttp.HttpVersion11
+        and request.headers.get("Expect", "").strip().lower() == "100-continue"
+        and request.body_exists
+    )
+
+
+async def _no_expect(request: web.Request) -> None:
+    """Replaces aiohttp's default expect handler, which sends ``100 Continue`` before the
+    handler runs: Kong's request-size-limiting answers 417 before any body is asked for
+    (shared/kong.md §4), so the gateway sends 100 itself once the plugins have passed."""
 
 
 def is_websocket(request: web.Request) -> bool:
