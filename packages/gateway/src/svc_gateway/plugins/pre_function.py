@@ -15,8 +15,10 @@ The snippet runs first (1000000 > jwt 1450 > rate-limiting 910) and leaves exact
 
 Why a rewrite is seen by the later plugins: ``kong.service.request.set_header`` /
 ``clear_header`` call ``ngx.req.set_header`` / ``ngx.req.clear_header``
-(K:kong/pdk/service/request.lua), which edit the request's ``headers_in``; in 3.9
-``kong.request.get_header(name)`` reads ``ngx.var["http_" .. name]`` (K:kong/pdk/request.lua),
+(K:kong/pdk/service/request.lua), which edit the request's ``headers_in``;
+``kong.request.get_header(name)`` reads ``ngx.var["http_" .. name]`` (K:kong/pdk/request.lua
+in the snapshot read, not matched to the 3.9.1 tag; later master adds a per-request header
+cache, kong/header_cache_utils.lua, with a write path for changes),
 and nginx's ``$http_*`` variables read ``headers_in`` at call time
 (openresty/lua-nginx-module t/028-req-header.t, "set input header": a header set by
 ``ngx.req.set_header`` is what ``$http_foo`` returns afterwards). Kong was not run here, so the
