@@ -219,3 +219,34 @@ async def test_order_deleted_between_cancels_read_and_write(client, alice, monke
     monkeypatch.setattr(OrderRepository, "apply", deleted_first)
     resp = await client.post(f"/orders/{order['id']}/cancel", headers=alice)
     assert resp.status == 404
+
+
+async def test_edits_racing_each_other_each_get_a_version_of_their_own(client, alice, monkeypatch):
+    """Ten edits read the same version, in the same millisecond: each must still write a new
+    version (the one a payment is checked against), the losers retrying on top of the winner."""
+    import datetime as dt
+
+    import svc_order.views
+    from svc_order.repository import OrderRepository
+
+    frozen = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    monkeypatch.setattr(svc_order.views, "utcnow", lambda: frozen)
+    real_revise = OrderRepository.revise
+
+    async def revise_after_everyone_read(self, *args, **kwargs):
+        await asyncio.sleep(0.01)  # every edit has read the order by now
+        return await real_revise(self, *args, **kwargs)
+
+    monkeypatch.setattr(OrderRepository, "revise", revise_after_everyone_read)
+    order = await create_order(client, alice)
+
+    async def edit(n):
+        item = {"sku": f"sku-{n}", "name": "thing", "quantity": 1, "unit_price": 100}
+        resp = await client.patch(f"/orders/{order['id']}", json={"items": [item]}, headers=alice)
+        assert resp.status == 200, await resp.text()
+        return (await resp.json())["updated_at"]
+
+    versions = await asyncio.gather(*(edit(n) for n in range(10)))
+    assert len(set(versions)) == 10
+    final = await get_order(client, alice, order["id"])
+    assert final["updated_at"] == max(versions)

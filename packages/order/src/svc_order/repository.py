@@ -55,11 +55,24 @@ class OrderRepository:
         return await find_page(self.orders, filter, limit=limit, cursor=cursor, render=render)
 
     async def revise(
-        self, order_id: str, *, customer_id: str, when: Collection[str], fields: Mapping[str, Any]
+        self,
+        order_id: str,
+        *,
+        customer_id: str,
+        when: Collection[str],
+        version: Any,
+        fields: Mapping[str, Any],
     ) -> Order | None:
-        """Set ``fields`` if the order is still in one of the states ``when``; else ``None``."""
+        """Set ``fields`` if the order is still in one of the states ``when`` and still at
+        ``version`` (its ``updated_at`` when it was read); else ``None``. Checking the version
+        gives every edit a version of its own, even two edits within one millisecond."""
         return await self.orders.find_one_and_update(
-            {"_id": order_id, "customer_id": customer_id, "status": {"$in": list(when)}},
+            {
+                "_id": order_id,
+                "customer_id": customer_id,
+                "status": {"$in": list(when)},
+                "updated_at": version,
+            },
             {"$set": dict(fields)},
             return_document=ReturnDocument.AFTER,
         )

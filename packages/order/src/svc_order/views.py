@@ -35,6 +35,9 @@ async def _owned_order(request: web.Request) -> Order:
     return order
 
 
+EDIT_ATTEMPTS = 20  # every lost attempt means another edit won, so this bounds a burst
+
+
 async def _refused(request: web.Request, ensure: Callable[[Order], None]) -> NoReturn:
     """A conditional write matched nothing: say why, reading the order as it is now.
 
@@ -88,16 +91,25 @@ async def update_order(request: web.Request) -> web.Response:
     order = await _owned_order(request)
     query(request)
     changes = await body(request)
-    domain.ensure_editable(order)
-    updated = await _orders(request).revise(
-        order["_id"],
-        customer_id=order["customer_id"],
-        when=domain.EDITABLE,
-        fields=domain.revision(order, changes, now=utcnow()),
-    )
-    if updated is None:
-        await _refused(request, domain.ensure_editable)
-    return web.json_response(render(updated))
+    orders = _orders(request)
+    for _attempt in range(EDIT_ATTEMPTS):
+        domain.ensure_editable(order)
+        updated = await orders.revise(
+            order["_id"],
+            customer_id=order["customer_id"],
+            when=domain.EDITABLE,
+            version=order["updated_at"],
+            fields=domain.revision(order, changes, now=utcnow()),
+        )
+        if updated is not None:
+            return web.json_response(render(updated))
+        # Another write came first: take the order as it is now and apply this edit on top
+        # (an edit replaces items and currency, so the later one wins), or refuse it.
+        current = await orders.get(order["_id"], customer_id=order["customer_id"])
+        if current is None:
+            raise NotFound("No such order.")
+        order = current
+    return await _refused(request, domain.ensure_editable)
 
 
 @routes.post("/orders/{order_id}/cancel", response=OrderOut, errors=(404, 409))
