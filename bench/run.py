@@ -32,10 +32,17 @@ CONFIGS = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free ports (all sockets held until every port is chosen: closing each
+    before asking for the next could hand the same port out twice)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def wait_up(port: int, path: str, headers: dict[str, str], timeout: float = 20) -> None:
@@ -100,8 +107,7 @@ def main() -> None:
     results: dict[str, list[float]] = {name: [] for name in args.only}
     started = time.monotonic()
     try:
-        for name in args.only:
-            port = free_port()
+        for name, port in zip(args.only, free_ports(len(args.only)), strict=True):
             kind = name.removesuffix("-nolog")
             cmd = [sys.executable, str(HERE / "servers.py"), kind, str(port)]
             if shutil.which("taskset"):
@@ -117,6 +123,10 @@ def main() -> None:
             )
         for name, (_, port) in procs.items():
             wait_up(port, CONFIGS[name], headers)
+        time.sleep(0.5)
+        for name, (proc, _) in procs.items():
+            if proc.poll() is not None:  # e.g. it could not bind: another server would answer
+                raise SystemExit(f"the {name} server exited (code {proc.returncode})")
         total = args.rounds * len(procs)
         done = 0
         for rnd in range(1, args.rounds + 1):
