@@ -156,7 +156,6 @@ def create_app(
             access.flush()
 
         app.on_cleanup.append(flush_access_log)
-    app[keys.ROUTES] = routes
     app[CHECKS] = {}
     app[OPENAPI] = build_spec(title or f"{name} service", version, list(routes))
 
@@ -182,10 +181,6 @@ def create_app(
 
     app.on_startup.append(install_chassis)
     return app
-
-
-def settings_of(app: web.Application) -> Settings:
-    return app[keys.SETTINGS]
 
 
 def current_claims(request: web.Request) -> Claims:

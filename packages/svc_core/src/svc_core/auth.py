@@ -204,11 +204,10 @@ class TokenVerifier:
 
     async def verify(self, token: str) -> Claims:
         """The token's claims, or :class:`Unauthorized`."""
-        cached = self._cache.get(token)
-        if cached is not None:
-            if cached.exp > time.time():
-                return cached
-            del self._cache[token]
+        claims = self.cached(token)
+        if claims is not None:
+            return claims
+        if self._cache.pop(token, None) is not None:  # verified once, expired since
             raise Unauthorized("The access token has expired.")
         claims = await self._decode(token)
         self._cache[token] = claims
@@ -324,14 +323,9 @@ class RevocationList:
         return until is not None and until > time.time()
 
     async def is_revoked(self, sid: str) -> bool:
-        if self.synced:
-            until = self._revoked.get(sid)
-            if until is None:
-                return False
-            if until > time.time():
-                return True
-            self._revoked.pop(sid, None)
-            return False
+        known = self.known(sid)
+        if known is not None:
+            return known
         if self._revoked.get(sid, 0.0) > time.time():  # revoked by this process itself
             return True
         try:

@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from svc_core.logs import AccessLog
     from svc_core.metrics import Metrics
     from svc_core.mongo import Database
-    from svc_core.routing import RouteTable
     from svc_core.settings import Settings
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("svc_settings")
@@ -27,7 +26,6 @@ REVOCATIONS: web.AppKey[RevocationList] = web.AppKey("svc_revocations")
 HTTP: web.AppKey[aiohttp.ClientSession] = web.AppKey("svc_http")
 EVENTS: web.AppKey[EventBus] = web.AppKey("svc_events")
 METRICS: web.AppKey[Metrics] = web.AppKey("svc_metrics")
-ROUTES: web.AppKey[RouteTable] = web.AppKey("svc_routes")
 ReadinessCheck = Callable[[], Awaitable[None]]
 CHECKS: web.AppKey[dict[str, ReadinessCheck]] = web.AppKey("svc_checks")
 OPENAPI: web.AppKey[dict[str, Any]] = web.AppKey("svc_openapi")

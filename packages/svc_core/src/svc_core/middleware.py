@@ -135,8 +135,8 @@ class Chassis:
                 try:
                     if needs_token and not _is_preflight(request):
                         await _authenticate(request, handler)
-                    if refuse_query and request.query.keys() - allowed_params:
-                        unknown = request.query.keys() - allowed_params
+                    unknown = refuse_query and request.query.keys() - allowed_params
+                    if unknown:
                         raise ValidationFailed(
                             {name: ["Unknown query parameter."] for name in sorted(unknown)}
                         )

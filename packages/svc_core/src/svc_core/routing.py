@@ -119,9 +119,6 @@ class RouteTable:
     def delete(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
         return self.route("DELETE", path, **kw)
 
-    def extend(self, other: RouteTable) -> None:
-        self._specs.extend(other)
-
     def add_to(self, app: web.Application) -> None:
         for spec in self._specs:
             # GET routes answer HEAD too, as aiohttp's add_get does by default.

@@ -11,7 +11,7 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields, validate
 
-from svc_core.errors import ValidationFailed
+from svc_core.errors import ValidationFailed, flatten_errors
 
 __all__ = [
     "MAX_LIMIT",
@@ -116,8 +116,6 @@ def load(schema: ma.Schema, data: Any, *, partial: bool = False) -> dict[str, An
     try:
         result = schema.load(data, partial=partial)
     except ma.ValidationError as exc:
-        from svc_core.errors import flatten_errors
-
         raise ValidationFailed(flatten_errors(exc.messages)) from None
     if not isinstance(result, dict):  # many=True or post_load returning objects: not used here
         raise TypeError("schemas used for requests must load to a dict")
