@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -101,19 +99,6 @@ async def register(
 
 def bearer(pair: dict[str, Any]) -> dict[str, str]:
     return {"Authorization": f"Bearer {pair['access_token']}"}
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool]], *, timeout: float = 1.0, interval: float = 0.02
-) -> bool:
-    """Poll ``check`` until it is true or ``timeout`` seconds have passed."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if await check():
-            return True
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(interval)
 
 
 async def problem(resp: Any, status: int, code: str) -> dict[str, Any]:

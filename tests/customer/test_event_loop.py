@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from tests.customer.conftest import PASSWORD, eventually, register, services
+from svc_core.testing import eventually
+from tests.customer.conftest import PASSWORD, register, services
 
 
 @pytest.mark.slow

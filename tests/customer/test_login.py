@@ -7,8 +7,8 @@ import asyncio
 import jwt
 import pytest
 
-from svc_core.testing import random_username
-from tests.customer.conftest import PASSWORD, eventually, problem, register, services
+from svc_core.testing import eventually, random_username
+from tests.customer.conftest import PASSWORD, problem, register, services
 
 
 async def test_login_returns_a_bearer_pair(client):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from svc_core.testing import random_email
-from tests.customer.conftest import PASSWORD, bearer, eventually, problem, register, services
+from svc_core.testing import eventually, random_email
+from tests.customer.conftest import PASSWORD, bearer, problem, register, services
 
 NEW_PASSWORD = "a brand new passphrase"
 
@@ -123,7 +123,7 @@ async def test_password_change_revokes_every_other_session_and_keeps_this_one(cl
     assert resp.status == 204
     assert await resp.read() == b""
     for other in others:
-        assert await eventually(lambda other=other: revoked(client, other))
+        assert await eventually(lambda other=other: revoked(client, other), timeout=1.0)
         resp = await client.post("/auth/refresh", json={"refresh_token": other["refresh_token"]})
         await problem(resp, 401, "session_revoked")
     # This session keeps working, access and refresh alike.

@@ -7,8 +7,9 @@ import uuid
 
 import jwt
 
+from svc_core.testing import eventually
 from svc_customer.sessions import digest
-from tests.customer.conftest import bearer, eventually, problem, register, services
+from tests.customer.conftest import bearer, problem, register, services
 
 
 def sid_of(pair: dict) -> str:
@@ -53,7 +54,7 @@ async def test_a_reused_refresh_token_revokes_the_whole_session(client):
     # The thief's and the owner's newest tokens are dead: the session is revoked.
     await problem(await refresh(client, second["refresh_token"]), 401, "session_revoked")
     await problem(await refresh(client, first["refresh_token"]), 401, "session_revoked")
-    assert await eventually(lambda: revoked(client, second))
+    assert await eventually(lambda: revoked(client, second), timeout=1.0)
     # Another session is untouched.
     assert (await client.get("/customers/me", headers=bearer(other))).status == 200
     assert (await refresh(client, other["refresh_token"])).status == 200
@@ -97,7 +98,7 @@ async def test_logout_revokes_the_access_and_refresh_tokens(client):
     other = await account.login()
     resp = await client.post("/auth/logout", headers=bearer(pair))
     assert resp.status == 204
-    assert await eventually(lambda: revoked(client, pair))  # api.md: within 1 s
+    assert await eventually(lambda: revoked(client, pair), timeout=1.0)  # api.md: within 1 s
     await problem(await refresh(client, pair["refresh_token"]), 401, "session_revoked")
     await problem(await client.post("/auth/logout", headers=bearer(pair)), 401, "session_revoked")
     # The customer's other session lives on.
@@ -153,5 +154,5 @@ async def test_logout_on_one_instance_is_enforced_by_another(start):
     pair = await (await register(first)).login()
     assert (await second.get("/customers/me", headers=bearer(pair))).status == 200
     assert (await first.post("/auth/logout", headers=bearer(pair))).status == 204
-    assert await eventually(lambda: revoked(second, pair))  # api.md: within 1 s
+    assert await eventually(lambda: revoked(second, pair), timeout=1.0)  # api.md: within 1 s
     await problem(await refresh(second, pair["refresh_token"]), 401, "session_revoked")

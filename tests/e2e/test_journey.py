@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from typing import Any
 
 import aiohttp
 
-from svc_core.testing import random_email, random_username
+from svc_core.testing import eventually, random_email, random_username
 from svc_gateway.devstack import Stack
 from svc_gateway.plugins.rate_limiting import RateLimiting
 
@@ -25,16 +24,6 @@ async def call(
     async with http.request(method, url, headers=headers, **kw) as response:
         body = await response.json(content_type=None) if response.content_length != 0 else None
         return response.status, body, response.headers
-
-
-async def eventually(check: Any, deadline: float = 5.0) -> Any:
-    """Poll ``check()`` until it returns something truthy or the deadline passes."""
-    end = time.monotonic() + deadline
-    while True:
-        result = await check()
-        if result or time.monotonic() > end:
-            return result
-        await asyncio.sleep(0.05)
 
 
 async def sign_up(http: aiohttp.ClientSession, gw: str) -> tuple[str, str]:
@@ -100,12 +89,12 @@ async def test_a_customers_journey(
         _, current, _ = await call(http, "GET", f"{gw}/orders/{order['id']}", token)
         return bool(current["status"] == expected)
 
-    assert await eventually(lambda: order_status("paid"), deadline=2.0)
+    assert await eventually(lambda: order_status("paid"), timeout=2.0, interval=0.05)
 
     status, refunded, _ = await call(http, "POST", f"{gw}/payments/{payment['id']}/refund", token)
     assert status == 200, refunded
     assert refunded["status"] == "refunded"
-    assert await eventually(lambda: order_status("refunded"), deadline=2.0)
+    assert await eventually(lambda: order_status("refunded"), timeout=2.0, interval=0.05)
 
     status, entry, _ = await call(
         http, "PUT", f"{gw}/cache/journey:greeting", token, json={"value": {"hi": [1, None]}}
@@ -123,7 +112,7 @@ async def test_a_customers_journey(
         status, problem, _ = await call(http, "GET", f"{gw}/orders", token)
         return problem if status == 401 else None
 
-    problem = await eventually(refused, deadline=1.0)
+    problem = await eventually(refused, timeout=1.0, interval=0.05)
     assert problem is not None
     assert problem["code"] == "session_revoked"
     assert problem["status"] == 401

@@ -22,7 +22,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from svc_core import serve
-from svc_core.testing import free_port
+from svc_core.testing import eventually, free_port
 from svc_order.app import create_app as create_order_app
 from svc_order.settings import OrderSettings
 from svc_payment.app import create_app as create_payment_app
@@ -153,18 +153,6 @@ async def call(
         return payload
 
 
-async def until(check: Callable[[], Awaitable[Any]]) -> Any:
-    """Poll ``check`` until it returns something truthy, failing after ``DEADLINE`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + DEADLINE
-    while True:
-        result = await check()
-        if result:
-            return result
-        assert loop.time() < deadline, "condition not met before the deadline"
-        await asyncio.sleep(0.05)
-
-
 async def create_order(session: aiohttp.ClientSession, url: str, who: dict[str, str]) -> Any:
     order = await call(
         session, "POST", f"{url}/orders", who, {"currency": "EUR", "items": ITEMS}, 201
@@ -202,12 +190,20 @@ async def test_pay_then_refund_moves_the_order(
 
     payment = await pay(session, payments, customer, order["id"])
     assert (payment["amount"], payment["currency"]) == (2500, "EUR")
-    paid = await until(order_status_is(session, orders, customer, order["id"], "paid"))
+    paid = await eventually(
+        order_status_is(session, orders, customer, order["id"], "paid"),
+        timeout=DEADLINE,
+        interval=0.05,
+    )
     assert paid["total"] == 2500
 
     refunded = await call(session, "POST", f"{payments}/payments/{payment['id']}/refund", customer)
     assert refunded["status"] == "refunded"
-    await until(order_status_is(session, orders, customer, order["id"], "refunded"))
+    await eventually(
+        order_status_is(session, orders, customer, order["id"], "refunded"),
+        timeout=DEADLINE,
+        interval=0.05,
+    )
 
     # A refunded payment no longer holds the order; the order's own state refuses a new one.
     again = await call(
@@ -258,13 +254,19 @@ async def test_order_is_paid_after_its_consumer_comes_back(
     api_only = api.url
     payments = await services.start_payment(api_only)
     payment = await pay(session, payments, customer, order["id"])
-    await until(lambda: stream_types(events, "events:payments"))
+    await eventually(
+        lambda: stream_types(events, "events:payments"), timeout=DEADLINE, interval=0.05
+    )
     pending = await call(session, "GET", f"{api_only}/orders/{order['id']}", customer)
     assert pending["status"] == "pending"
     await services.stop(api)
 
     restarted = (await services.start_order()).url
-    paid = await until(order_status_is(session, restarted, customer, order["id"], "paid"))
+    paid = await eventually(
+        order_status_is(session, restarted, customer, order["id"], "paid"),
+        timeout=DEADLINE,
+        interval=0.05,
+    )
     assert paid["id"] == order["id"]
     got = await call(session, "GET", f"{payments}/payments/{payment['id']}", customer)
     assert got["status"] == "succeeded"
@@ -296,7 +298,7 @@ async def test_order_changed_before_its_payment_landed_is_refunded(
         got = await call(session, "GET", f"{payments}/payments/{payment['id']}", customer)
         return got if got["status"] == "refunded" else None
 
-    final = await until(refunded)
+    final = await eventually(refunded, timeout=DEADLINE, interval=0.05)
     assert final["failure_code"] == "order_changed"
     assert await stream_types(events, "events:orders") == ["order.payment_rejected"]
     # The order was never paid, so no payment.refunded is published for it ...
@@ -310,7 +312,11 @@ async def test_order_changed_before_its_payment_landed_is_refunded(
     payments_again = await services.start_payment(restarted)
     second = await pay(session, payments_again, customer, order["id"])
     assert second["amount"] == 3750
-    await until(order_status_is(session, restarted, customer, order["id"], "paid"))
+    await eventually(
+        order_status_is(session, restarted, customer, order["id"], "paid"),
+        timeout=DEADLINE,
+        interval=0.05,
+    )
 
 
 async def test_order_edited_to_the_same_total_before_its_payment_landed_is_refunded(
@@ -338,7 +344,7 @@ async def test_order_edited_to_the_same_total_before_its_payment_landed_is_refun
         got = await call(session, "GET", f"{payments}/payments/{payment['id']}", customer)
         return got if got["status"] == "refunded" else None
 
-    final = await until(refunded)
+    final = await eventually(refunded, timeout=DEADLINE, interval=0.05)
     assert final["failure_code"] == "order_changed"
     [(_id, succeeded)] = await events.xrange("events:payments")
     assert json.loads(succeeded["data"])["order_updated_at"] == order["updated_at"]

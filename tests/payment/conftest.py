@@ -186,19 +186,6 @@ def bob(client: TestClient[Any, Any], customer_for: Callable[..., Customer]) -> 
     return customer_for(client)
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float = 5.0) -> Any:
-    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if loop.time() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        await asyncio.sleep(0.02)
-
-
 async def stream_events(redis: aioredis.Redis, stream: str) -> list[dict[str, Any]]:
     import json
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from svc_core.testing import eventually
 from svc_payment.domain import PAYMENTS_STREAM
 from tests.payment.conftest import (
     DECLINED,
@@ -17,7 +18,6 @@ from tests.payment.conftest import (
     Customer,
     OrderStub,
     card,
-    eventually,
     stream_events,
 )
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from svc_core.testing import eventually
 from svc_payment.domain import ORDERS_STREAM, PAYMENTS_STREAM
 from tests.payment.conftest import (
     CountingProvider,
@@ -15,7 +16,6 @@ from tests.payment.conftest import (
     OrderStub,
     StartPayment,
     db,
-    eventually,
     stream_events,
 )
 

@@ -7,6 +7,7 @@ import datetime as dt
 import json
 from typing import Any
 
+from svc_core.testing import eventually
 from tests.payment.conftest import (
     DECLINED,
     MASTERCARD,
@@ -17,7 +18,6 @@ from tests.payment.conftest import (
     StartPayment,
     card,
     db,
-    eventually,
 )
 
 

@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 
+from svc_core.testing import eventually
 from svc_payment.domain import PAYMENTS_STREAM
 from tests.payment.conftest import (
     DECLINED,
     CountingProvider,
     Customer,
     OrderStub,
-    eventually,
     stream_events,
 )
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -11,6 +10,7 @@ from redis.exceptions import ResponseError
 
 from svc_core.events import Consumer, Event, EventBus, PermanentEventError
 from svc_core.redis import open_redis
+from svc_core.testing import eventually
 
 STREAM = "events:test"
 
@@ -28,18 +28,6 @@ def consumer(redis, handler, name: str = "c1", **kw) -> Consumer:
     return Consumer(redis, STREAM, "group", handler, consumer=name, **kw)
 
 
-async def until(predicate: Callable[[], bool | Awaitable[bool]], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if isinstance(result, Awaitable):
-            result = await result
-        if result:
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not met in time")
-
-
 async def test_published_events_are_delivered_in_order_and_acked(redis):
     bus = EventBus(redis)
     seen: list[Event] = []
@@ -51,7 +39,7 @@ async def test_published_events_are_delivered_in_order_and_acked(redis):
     for i in range(5):
         await bus.publish(STREAM, "thing.happened", {"n": i}, event_id=f"e{i}")
     c.start()
-    await until(lambda: len(seen) == 5)
+    await eventually(lambda: len(seen) == 5)
     await c.stop()
     assert [e.data["n"] for e in seen] == [0, 1, 2, 3, 4]
     assert [e.event_id for e in seen] == ["e0", "e1", "e2", "e3", "e4"]
@@ -70,7 +58,7 @@ async def test_group_created_after_publishing_still_sees_old_events(redis):
 
     c = consumer(redis, handle)
     c.start()
-    await until(lambda: seen == ["early"])
+    await eventually(lambda: seen == ["early"])
     await c.stop()
 
 
@@ -85,7 +73,7 @@ async def test_a_failing_handler_is_retried_until_it_succeeds(redis):
     c = consumer(redis, flaky)
     await EventBus(redis).publish(STREAM, "flaky", {})
     c.start()
-    await until(lambda: len(attempts) >= 3)
+    await eventually(lambda: len(attempts) >= 3)
     await asyncio.sleep(0.2)  # would expose an extra delivery after success
     await c.stop()
     assert attempts == [1, 2, 3]  # failed twice, delivered a third time
@@ -103,7 +91,7 @@ async def test_an_event_that_always_fails_is_parked(redis):
     c = consumer(redis, broken, max_attempts=3)
     await EventBus(redis).publish(STREAM, "poison", {"k": "v"})
     c.start()
-    await until(redis_has_dead_letter(redis))
+    await eventually(redis_has_dead_letter(redis))
     await c.stop()
     assert attempts == [1, 2, 3]
     [(_, fields)] = await redis.xrange(f"{STREAM}:dead")
@@ -149,7 +137,7 @@ async def test_a_restarted_consumer_picks_up_where_it_stopped(redis):
     # restart path (own pending entries first) can deliver event 2 this quickly
     restarted = consumer(redis, record, retry_after=60)
     restarted.start()
-    await until(lambda: second_seen == [2, 3])
+    await eventually(lambda: second_seen == [2, 3])
     await restarted.stop()
     assert (await redis.xpending(STREAM, "group"))["pending"] == 0
 
@@ -162,7 +150,7 @@ async def test_another_instance_takes_over_a_dead_consumers_entries(redis):
 
     dead = consumer(redis, never_returns, name="dead")
     dead.start()
-    await until(lambda: _pending_count(redis, 1))
+    await eventually(lambda: _pending_count(redis, 1))
     dead._task.cancel()
     await asyncio.gather(dead._task, return_exceptions=True)
 
@@ -173,7 +161,7 @@ async def test_another_instance_takes_over_a_dead_consumers_entries(redis):
 
     other = consumer(redis, record, name="other", retry_after=0.1)
     other.start()
-    await until(lambda: len(taken) == 1)
+    await eventually(lambda: len(taken) == 1)
     await other.stop()
     assert taken[0].type == "orphan"
     assert taken[0].attempt == 2
@@ -199,7 +187,7 @@ async def test_consumer_survives_a_malformed_entry(redis):
 
     c = consumer(redis, handle)
     c.start()
-    await until(lambda: seen == ["fine"])
+    await eventually(lambda: seen == ["fine"])
     await c.stop()
     assert await redis.xlen(f"{STREAM}:dead") == 1
 
@@ -214,7 +202,7 @@ async def test_a_permanent_error_parks_the_event_at_once(redis):
     c = consumer(redis, refuses, max_attempts=5)
     await EventBus(redis).publish(STREAM, "hopeless", {})
     c.start()
-    await until(redis_has_dead_letter(redis))
+    await eventually(redis_has_dead_letter(redis))
     await c.stop()
     assert attempts == [1]
     assert (await redis.xpending(STREAM, "group"))["pending"] == 0

@@ -6,10 +6,13 @@ headers = {"Authorization": f"Bearer {token}"}
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import inspect
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
@@ -20,7 +23,15 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from svc_core.auth import key_id, public_pem
 from svc_core.embedded import free_port
 
-__all__ = ["TEST_ISSUER", "KeyPair", "free_port", "mint_token", "random_email", "random_username"]
+__all__ = [
+    "TEST_ISSUER",
+    "KeyPair",
+    "eventually",
+    "free_port",
+    "mint_token",
+    "random_email",
+    "random_username",
+]
 
 TEST_ISSUER = "svc-test-issuer"
 
@@ -81,6 +92,24 @@ def mint_token(
     header = {"kid": keys.kid}
     header.update(headers or {})
     return jwt.encode(payload, keys.private_key, algorithm="RS256", headers=header)
+
+
+async def eventually(
+    check: Callable[[], Any], *, timeout: float = 5.0, interval: float = 0.02  # noqa: ASYNC109
+) -> Any:
+    """Poll ``check()`` (sync or async) until it returns something truthy, and return that;
+    fail with AssertionError once ``timeout`` seconds have passed. A bound on polling for
+    something asynchronous to happen, never a timing assertion."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(interval)
 
 
 def random_email() -> str:
