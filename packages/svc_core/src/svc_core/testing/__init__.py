@@ -95,7 +95,10 @@ def mint_token(
 
 
 async def eventually(
-    check: Callable[[], Any], *, timeout: float = 5.0, interval: float = 0.02  # noqa: ASYNC109
+    check: Callable[[], Any],
+    *,
+    timeout: float = 5.0,  # noqa: ASYNC109 - bounds the polling; must not cancel a check
+    interval: float = 0.02,
 ) -> Any:
     """Poll ``check()`` (sync or async) until it returns something truthy, and return that;
     fail with AssertionError once ``timeout`` seconds have passed. A bound on polling for
