@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,15 +19,15 @@ import pytest
 from aiohttp import web
 from pymongo.errors import DuplicateKeyError
 
-from svc_core import RouteTable, create_app, keys
+from svc_core import Http, Redis, RedisSettings, RouteTable, Service, keys
 from svc_core.client import ServiceClient
+from svc_core.embedded import RedisServer
 from svc_core.errors import DependencyUnavailable
 from svc_core.logs import JSONFormatter, request_id_var
 from svc_core.mongo import Index, apply_indexes, open_client
-from svc_core.settings import Settings, SettingsError
+from svc_core.settings import SettingsError
 from svc_core.testing import free_port
-from svc_core.testing.redis_server import RedisServer
-from tests.svc_core.toy import ToySettings, create_toy_app
+from tests.svc_core.toy import ToySettings, create_toy_app, service
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -137,15 +138,32 @@ async def test_request_id_is_generated_when_missing(client):
     assert one != two
 
 
-async def test_a_client_request_id_is_echoed_verbatim_and_cut_only_in_logs(client, capsys):
-    long_id = "café-" + "x" * 300
-    resp = await client.get("/whoami", headers={"X-Request-ID": long_id})
-    assert resp.headers["X-Request-ID"] == long_id
-    assert (await resp.json())["request_id"] == long_id  # the body equals the header
+@pytest.mark.parametrize("sent", ["a" * 200, "!~trace:1/2", 'log-"me'])
+async def test_a_visible_ascii_request_id_of_up_to_200_is_echoed(client, capsys, sent):
+    resp = await client.get("/whoami", headers={"X-Request-ID": sent})
+    assert resp.headers["X-Request-ID"] == sent
+    assert (await resp.json())["request_id"] == sent  # the body equals the header
     await asyncio.sleep(0.3)
     err = capsys.readouterr().err
     [line] = [json.loads(x) for x in err.splitlines() if '"svc_core.access"' in x]
-    assert line["request_id"] == long_id[:128]
+    assert line["request_id"] == sent
+
+
+@pytest.mark.parametrize(
+    "sent",
+    ["a" * 201, "café-" + "x" * 10, "has space", "tab\there", "", "x" * 8200],
+    ids=["201-chars", "non-ascii", "space", "tab", "empty", "8200-chars"],
+)
+async def test_any_other_request_id_is_replaced_by_a_generated_one(client, capsys, sent):
+    resp = await client.get("/whoami", headers={"X-Request-ID": sent.encode().decode("latin-1")})
+    echoed = resp.headers["X-Request-ID"]
+    assert echoed != sent
+    assert re.fullmatch(r"[!-~]{1,200}", echoed)
+    assert (await resp.json())["request_id"] == echoed
+    await asyncio.sleep(0.3)
+    err = capsys.readouterr().err
+    [line] = [json.loads(x) for x in err.splitlines() if '"svc_core.access"' in x]
+    assert line["request_id"] == echoed
 
 
 async def test_problem_carries_the_request_id(client):
@@ -183,9 +201,27 @@ async def test_access_log_can_be_turned_off(aiohttp_client, make_settings, capsy
 
 async def test_access_log_is_flushed_at_shutdown(aiohttp_client, make_settings, capsys):
     client = await aiohttp_client(create_toy_app(make_settings(ToySettings)))
-    await client.get("/health", headers={"X-Request-ID": "last-words"})
+    await client.get("/public/hello", headers={"X-Request-ID": "last-words"})
     await client.close()
     assert '"request_id": "last-words"' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("probes", [False, True])
+async def test_probes_are_access_logged_only_when_asked(
+    aiohttp_client, make_settings, capsys, probes
+):
+    settings = make_settings(ToySettings, access_log_probes=probes)
+    client = await aiohttp_client(create_toy_app(settings))
+    for path in ("/health", "/ready", "/metrics", "/public/hello"):
+        assert (await client.get(path)).status == 200
+    await client.close()
+    logged = {
+        json.loads(line)["path"]
+        for line in capsys.readouterr().err.splitlines()
+        if '"svc_core.access"' in line
+    }
+    expected = {"/health", "/ready", "/metrics", "/public/hello"} if probes else {"/public/hello"}
+    assert logged == expected
 
 
 def test_log_lines_carry_the_request_id_of_the_request():
@@ -207,10 +243,10 @@ def test_settings_parse_types():
     s = ToySettings.from_env(
         {"PORT": "4000", "ACCESS_LOG": "false", "CORS_ORIGINS": "http://a, http://b"}
     )
-    assert s.listen_port == 4000
+    assert service.listen_port(s) == 4000
     assert s.access_log is False
     assert s.cors_origins == ("http://a", "http://b")
-    assert ToySettings.from_env({}).listen_port == 3999
+    assert service.listen_port(ToySettings.from_env({})) == 3999
 
 
 def test_settings_subclasses_are_frozen_dataclasses():
@@ -267,6 +303,16 @@ def test_describe_masks_secrets_and_passwords():
     assert "hunter2" not in text
     assert "pw@" not in text
     assert "redis:6379/0" in text
+
+
+def test_the_repr_of_settings_shows_no_secret():
+    """A settings object in a log line or a traceback's locals is its described form."""
+    s = ToySettings.from_env({"TOY_SECRET": "hunter2", "REDIS_URL": "redis://user:pw@redis:6379/0"})
+    for shown in (repr(s), str(s), f"{s!r}"):
+        assert "hunter2" not in shown
+        assert "pw@" not in shown
+        assert "redis:6379/0" in shown
+        assert shown.startswith("ToySettings(")
 
 
 def test_run_exits_with_the_variable_name(tmp_path):
@@ -373,7 +419,9 @@ async def test_service_client_unreachable_is_dependency_unavailable():
 
 async def test_http_client_resource(aiohttp_client, make_settings):
     routes = RouteTable()
-    app = create_app(make_settings(ToySettings), routes, auth=False, http_client=True)
+    app = Service(
+        name="toy", port=3999, settings=ToySettings, routes=routes, uses=[Http()]
+    ).create_app(make_settings(ToySettings))
     await aiohttp_client(app)
     assert isinstance(app[keys.HTTP], aiohttp.ClientSession)
     assert keys.MONGO_DB not in app  # only what the service declared
@@ -381,7 +429,9 @@ async def test_http_client_resource(aiohttp_client, make_settings):
 
 
 async def test_service_without_mongo_reports_only_redis(aiohttp_client, make_settings):
-    app = create_app(make_settings(Settings), RouteTable(), redis=True, auth=False)
+    app = Service(
+        name="toy", port=3999, settings=RedisSettings, routes=RouteTable(), uses=[Redis()]
+    ).create_app(make_settings(RedisSettings))
     client = await aiohttp_client(app)
     body = await (await client.get("/ready")).json()
     assert body["checks"] == {"redis": "ok"}
@@ -469,7 +519,9 @@ async def test_background_tasks_carry_the_service_name_and_nothing_leaks(
         yield
         await task
 
-    app = create_app(make_settings(ToySettings), RouteTable(), auth=False, contexts=[background])
+    app = Service(
+        name="toy", port=3999, settings=ToySettings, routes=RouteTable(), background=[background]
+    ).create_app(make_settings(ToySettings))
     await aiohttp_client(app)
     assert seen == ["toy"]
     assert service_var.get() is None
@@ -529,3 +581,45 @@ async def test_openapi_document_is_valid_openapi_3_1(client):
 
     spec = await (await client.get("/openapi.json")).json()
     validate(spec)  # raises on any schema violation
+
+
+# --- HTTP framing errors (hardening finding 6) ----------------------------------------------
+
+FRAMING_ERRORS = {
+    "control-byte-in-header": b"GET /whoami HTTP/1.1\r\nHost: x\r\n"
+    b"Authorization: Bearer SECRET.TOKEN.\x01VALUE\r\n\r\n",
+    "oversized-header": b"GET /whoami HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer SECRET"
+    + b"T" * 20000
+    + b"\r\n\r\n",
+    "bad-chunking": b"POST /notes HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer SECRET.TOKEN\r\n"
+    b"Transfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+    "cl-and-te": b"POST /notes HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer SECRET.TOKEN\r\n"
+    b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("raw", list(FRAMING_ERRORS.values()), ids=list(FRAMING_ERRORS))
+async def test_invalid_http_is_a_problem_that_echoes_nothing_and_logs_no_header(
+    make_settings, raw, caplog
+):
+    from svc_core import serve
+
+    port = free_port()
+    runner = await serve(create_toy_app(make_settings(ToySettings)), "127.0.0.1", port)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(raw)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(65536), 5)
+        writer.close()
+    finally:
+        await runner.cleanup()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert re.match(rb"HTTP/1\.[01] 4\d\d ", head), head
+    assert b"application/problem+json" in head
+    assert b"aiohttp" not in head
+    assert b"SECRET" not in answer
+    problem = json.loads(body)
+    assert problem["status"] == int(head[9:12])
+    assert "SECRET" not in caplog.text
+    assert "Traceback" not in caplog.text

@@ -265,3 +265,221 @@ async def test_own_revocation_applies_at_once(app, client, make_token):
 async def test_a_non_ascii_token_is_401_not_500(client):
     resp = await client.get("/whoami", headers={"Authorization": "Bearer café.ñ.ü"})
     await rejected(resp)
+
+
+# --- one spelling per token (api.md Conventions "auth") -----------------------------------
+
+
+def _respell(token: str, segment: int, spelling) -> str:
+    parts = token.split(".")
+    parts[segment] = spelling(parts[segment])
+    return ".".join(parts)
+
+
+def _flip_trailing_bits(segment: str) -> str | None:
+    """The same bytes with non-zero unused bits in the last character, or None when the
+    segment's length leaves no unused bits."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    unused = {2: 4, 3: 2}.get(len(segment) % 4)
+    if unused is None:
+        return None
+    value = alphabet.index(segment[-1]) | 1
+    return segment[:-1] + alphabet[value]
+
+
+def test_the_helpers_respell_the_same_bytes(make_token):
+    token = make_token()
+    for i, segment in enumerate(token.split(".")):
+        flipped = _flip_trailing_bits(segment)
+        if flipped is not None:
+            pad = "=" * (-len(segment) % 4)
+            assert flipped != segment
+            assert base64.urlsafe_b64decode(flipped + pad) == base64.urlsafe_b64decode(
+                segment + pad
+            ), i
+
+
+async def test_the_canonical_token_is_accepted_case_insensitive_scheme(client, make_token):
+    token = make_token(sub="c-1")
+    for scheme in ("Bearer", "bearer", "BEARER"):
+        resp = await client.get("/whoami", headers={"Authorization": f"{scheme} {token}"})
+        assert resp.status == 200, scheme
+
+
+async def test_a_padded_token_is_refused_even_once_the_canonical_one_is_cached(client, make_token):
+    token = make_token(claims={"sub": "cust-pad"})
+    # Pick a token whose signature segment needs padding (256-byte RS256 signature: 342 chars,
+    # 342 % 4 == 2 -> "==").
+    assert len(token.split(".")[2]) % 4 == 2
+    ok = await client.get("/whoami", headers={"Authorization": f"Bearer {token}"})
+    assert ok.status == 200
+    for spelling in (
+        f"{token}==",
+        f"{token}=",
+        _respell(token, 0, lambda s: s + "=" * (-len(s) % 4 or 4)),
+    ):
+        await rejected(await client.get("/whoami", headers={"Authorization": f"Bearer {spelling}"}))
+
+
+async def test_non_canonical_trailing_bits_are_refused(client, make_token):
+    token = make_token()
+    signature = token.split(".")[2]
+    variant = _respell(token, 2, _flip_trailing_bits)
+    assert variant != token
+    assert _flip_trailing_bits(signature) is not None
+    await rejected(await client.get("/whoami", headers={"Authorization": f"Bearer {variant}"}))
+    # the same in the header or payload segment, when their length leaves unused bits
+    for i in (0, 1):
+        if _flip_trailing_bits(token.split(".")[i]) is not None:
+            variant = _respell(token, i, _flip_trailing_bits)
+            resp = await client.get("/whoami", headers={"Authorization": f"Bearer {variant}"})
+            await rejected(resp)
+
+
+@pytest.mark.parametrize("suffix", [".", ".x", ".AAAA", "..", ".e30"])
+async def test_extra_segments_are_refused(client, make_token, suffix):
+    token = make_token()
+    assert (await client.get("/whoami", headers={"Authorization": f"Bearer {token}"})).status == 200
+    resp = await client.get("/whoami", headers={"Authorization": f"Bearer {token}{suffix}"})
+    await rejected(resp)
+
+
+@pytest.mark.parametrize("separator", ["\t", "  ", " \t", "\t "])
+async def test_other_whitespace_after_the_scheme_is_refused(client, make_token, separator):
+    token = make_token()
+    assert (await client.get("/whoami", headers={"Authorization": f"Bearer {token}"})).status == 200
+    resp = await client.get("/whoami", headers={"Authorization": f"Bearer{separator}{token}"})
+    await rejected(resp)
+
+
+def test_bearer_token_accepts_only_the_canonical_spelling(make_token):
+    from svc_core.auth import bearer_token
+
+    token = make_token()
+    assert bearer_token(f"Bearer {token}") == token
+    assert bearer_token(f"bearer {token}") == token
+    for header in (
+        f"Bearer  {token}",
+        f"Bearer\t{token}",
+        f" Bearer {token}",
+        f"Bearer {token} ",
+        f"Bearer {token}==",
+        f"Bearer {token}.x",
+        f"Bearer {_respell(token, 2, _flip_trailing_bits)}",
+        "Bearer a.b",
+        "Bearer ..",
+        None,
+        "",
+    ):
+        assert bearer_token(header) is None, header
+
+
+def test_canonical_token_check():
+    from svc_core.auth import is_canonical_token
+
+    assert is_canonical_token("eyJh.eyJz.c2ln")
+    assert is_canonical_token("QQ.QUI.QUJD")  # unpadded lengths 2, 3, 4
+    assert not is_canonical_token("QR.QUI.QUJD")  # 'R' leaves non-zero unused bits
+    assert not is_canonical_token("QQ.QUJ.QUJD")  # 'J' leaves non-zero unused bits
+    assert not is_canonical_token("QQ==.QUI.QUJD")
+    assert not is_canonical_token("Q.QUI.QUJD")  # a length no base64 has
+    assert not is_canonical_token("QQ.QUI")
+    assert not is_canonical_token("QQ.QUI.QUJD.QQ")
+    assert not is_canonical_token("QQ..QUJD")
+    assert not is_canonical_token("QQ.Q+I.QUJD")
+    assert not is_canonical_token("QQ.Q/I.QUJD")
+
+
+async def test_a_query_token_must_be_canonical_too(aiohttp_client, make_settings, make_token):
+    from svc_core import Auth, RouteTable, Service, current_claims
+
+    routes = RouteTable()
+
+    @routes.get("/stream", query_token=True)
+    async def stream(request: web.Request) -> web.Response:
+        return web.json_response({"sub": current_claims(request).sub})
+
+    service = Service(name="stream", port=3998, settings=ToySettings, routes=routes, uses=[Auth()])
+    client = await aiohttp_client(service.create_app(make_settings(ToySettings)))
+    token = make_token(sub="q-1")
+    assert (await client.get("/stream", params={"jwt": token})).status == 200
+    for spelling in (f"{token}==", f"{token}.x", _respell(token, 2, _flip_trailing_bits)):
+        await rejected(await client.get("/stream", params={"jwt": spelling}))
+
+
+# --- strict claims (api.md Conventions "auth") --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"exp": "EXP"},  # a numeric string
+        {"iat": "IAT"},
+        {"exp": "EXPF"},  # a float
+        {"iat": "IATF"},
+        {"exp": True},
+        {"iat": True},
+        {"username": ""},
+        {"username": 7},
+        {"sub": ""},
+        {"sid": ""},
+        {"jti": ""},
+        {"sub": 12},
+        {"sid": ["s"]},
+        {"jti": None},
+    ],
+)
+async def test_claims_are_checked_strictly(client, make_token, claims):
+    now = int(time.time())
+    replace = {"EXP": str(now + 600), "IAT": str(now), "EXPF": now + 600.5, "IATF": now + 0.5}
+    claims = {k: replace.get(v, v) if isinstance(v, str) else v for k, v in claims.items()}
+    token = make_token(claims=claims)
+    await rejected(await client.get("/whoami", headers={"Authorization": f"Bearer {token}"}))
+
+
+async def test_username_is_required(client, make_token):
+    token = make_token(drop=("username",))
+    await rejected(await client.get("/whoami", headers={"Authorization": f"Bearer {token}"}))
+
+
+async def test_a_token_living_longer_than_15_minutes_is_refused(client, make_token):
+    now = int(time.time())
+    ok = make_token(claims={"iat": now, "exp": now + 900})
+    assert (await client.get("/whoami", headers={"Authorization": f"Bearer {ok}"})).status == 200
+    for exp in (now + 901, now + 10 * 365 * 24 * 3600):
+        token = make_token(claims={"iat": now, "exp": exp})
+        await rejected(await client.get("/whoami", headers={"Authorization": f"Bearer {token}"}))
+
+
+def test_minted_test_tokens_conform_by_default(test_keys):
+    token = mint_token(test_keys)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert {"iss", "sub", "sid", "jti", "username", "iat", "exp"} <= set(claims)
+    assert type(claims["iat"]) is int
+    assert type(claims["exp"]) is int
+    assert 0 < claims["exp"] - claims["iat"] <= 900
+
+
+async def test_authenticate_is_the_one_entry_point(app, client, make_token):
+    """What a WebSocket handler calls to check an ``auth`` frame's token, as the chassis does."""
+    from svc_core.auth import authenticate
+    from svc_core.errors import SessionRevoked, Unauthorized
+
+    token = make_token(sub="ws-1", sid="ws-session")
+    claims = await authenticate(app, f"Bearer {token}")
+    assert (claims.sub, claims.sid, claims.token) == ("ws-1", "ws-session", token)
+    assert (await authenticate(app, None, token)).sub == "ws-1"  # ?jwt= on a WebSocket route
+    assert (await authenticate(app, "Basic dXNlcjpwYXNz", token)).sub == "ws-1"
+    for header, query in (
+        (None, None),
+        ("Bearer\t" + token, None),
+        ("Bearer " + token + "=", None),
+    ):
+        with pytest.raises(Unauthorized) as refused:
+            await authenticate(app, header, query)
+        assert type(refused.value) is Unauthorized
+    await revoke_session(
+        app[keys.REDIS], "ws-session", until=time.time() + 900, local=app[keys.REVOCATIONS]
+    )
+    with pytest.raises(SessionRevoked):
+        await authenticate(app, f"Bearer {token}")

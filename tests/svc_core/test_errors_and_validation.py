@@ -248,3 +248,117 @@ async def test_unknown_query_parameters_on_a_route_without_query_schema(client, 
 async def test_query_check_comes_after_authentication(client):
     resp = await client.post("/notes?debug=1", json={"title": "x"})
     await problem(resp, 401, "unauthorized")
+
+
+# --- api.md "bodies": Content-Encoding (hardening finding 1) --------------------------------
+
+
+def _deflate(data: bytes) -> bytes:
+    import zlib
+
+    return zlib.compress(data)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "encode"),
+    [
+        ("gzip", __import__("gzip").compress),
+        ("deflate", _deflate),
+        ("GZip", __import__("gzip").compress),
+    ],
+)
+async def test_a_compressed_json_body_is_decoded_then_validated(client, headers, encoding, encode):
+    raw = json.dumps({"title": "squeezed", "stars": 3}).encode()
+    resp = await client.post(
+        "/notes",
+        data=encode(raw),
+        headers={**headers, "Content-Type": "application/json", "Content-Encoding": encoding},
+    )
+    assert resp.status == 201, await resp.text()
+    assert (await resp.json())["title"] == "squeezed"
+    bad = await client.post(
+        "/notes",
+        data=encode(json.dumps({"title": "x", "extra": 1}).encode()),
+        headers={**headers, "Content-Type": "application/json", "Content-Encoding": encoding},
+    )
+    assert (await problem(bad, 422, "validation_failed"))["errors"] == {"extra": ["Unknown field."]}
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_garbage_declared_as_compressed_is_400_never_5xx(client, headers, encoding):
+    resp = await client.post(
+        "/notes",
+        data=b"\x1f\x8b not really gzip at all",
+        headers={**headers, "Content-Type": "application/json", "Content-Encoding": encoding},
+    )
+    await problem(resp, 400, "malformed_json")
+
+
+async def test_a_truncated_gzip_body_is_400(client, headers):
+    import gzip
+
+    data = gzip.compress(json.dumps({"title": "cut"}).encode())[:-6]
+    resp = await client.post(
+        "/notes",
+        data=data,
+        headers={**headers, "Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
+    await problem(resp, 400, "malformed_json")
+
+
+@pytest.mark.parametrize("encoding", ["br", "zstd", "compress", "gzip, br"])
+async def test_other_encodings_are_415_problems(client, headers, encoding):
+    resp = await client.post(
+        "/notes",
+        data=b"\x0b\x02\x80{}\x03",
+        headers={**headers, "Content-Type": "application/json", "Content-Encoding": encoding},
+    )
+    data = await problem(resp, 415, "unsupported_content_encoding")
+    assert encoding.split(",")[0] in data["detail"] or "not supported" in data["detail"]
+
+
+async def test_a_gzip_bomb_is_413_while_decoding(aiohttp_client, make_settings, auth_header):
+    import gzip
+
+    client = await aiohttp_client(create_toy_app(make_settings(ToySettings, client_max_size=65536)))
+    bomb = gzip.compress(b'{"title": "' + b"a" * 10_000_000 + b'"}')
+    assert len(bomb) < 65536  # small on the wire, 10 MB decoded
+    resp = await client.post(
+        "/notes",
+        data=bomb,
+        headers={
+            **auth_header(sub="cust-1"),
+            "Content-Type": "application/json",
+            "Content-Encoding": "gzip",
+        },
+    )
+    await problem(resp, 413, "payload_too_large")
+
+
+# --- api.md "text", "request id", smaller findings (hardening finding 10) ---------------------
+
+
+@pytest.mark.parametrize("char", ["\x00", "\x07", "\x1b", "\x7f", "\x85", "\u202e", "\u2066", "\n"])
+async def test_single_line_text_refuses_control_and_bidi_characters(client, headers, char):
+    resp = await client.post("/notes", json={"title": f"bad{char}title"}, headers=headers)
+    data = await problem(resp, 422, "validation_failed")
+    assert data["errors"] == {"title": ["Control characters are not allowed."]}
+
+
+async def test_unknown_query_parameters_are_named_as_such_on_a_route_with_a_query_schema(
+    client, headers
+):
+    resp = await client.get("/notes?foo=1", headers=headers)
+    data = await problem(resp, 422, "validation_failed")
+    assert data["errors"] == {"foo": ["Unknown query parameter."]}
+
+
+async def test_no_response_names_the_server_software(client, headers):
+    for resp in (
+        await client.get("/health"),
+        await client.get("/notes", headers=headers),
+        await client.get("/nowhere"),
+        await client.get("/whoami"),
+    ):
+        assert "aiohttp" not in resp.headers.get("Server", "")
+        assert "Python" not in resp.headers.get("Server", "")

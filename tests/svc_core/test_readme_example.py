@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from examples.bookmarks import BookmarkSettings, create_bookmarks_app
+from examples.bookmarks import BookmarkSettings, service
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,7 +19,7 @@ def test_the_readme_quotes_the_example_verbatim_and_it_is_short():
 
 
 async def test_the_example_service_works(aiohttp_client, make_settings, auth_header):
-    client = await aiohttp_client(create_bookmarks_app(make_settings(BookmarkSettings)))
+    client = await aiohttp_client(service.create_app(make_settings(BookmarkSettings)))
     alice = auth_header(sub="alice")
     resp = await client.post(
         "/bookmarks", json={"url": "https://aiohttp.org", "title": " docs "}, headers=alice

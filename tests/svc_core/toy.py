@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-from typing import ClassVar
+from typing import Any
 
 from aiohttp import web
 
 from svc_core import (
+    Auth,
+    AuthSettings,
     Conflict,
+    Id,
     Index,
     Int,
+    Mongo,
+    MongoSettings,
     PageQuery,
     RouteTable,
     Schema,
-    Settings,
+    Service,
     Str,
+    Timestamp,
     body,
-    create_app,
     current_claims,
     env,
     fields,
@@ -25,8 +30,6 @@ from svc_core import (
     keys,
     new_id,
     query,
-    run,
-    to_rfc3339,
     utcnow,
     validate,
 )
@@ -34,39 +37,28 @@ from svc_core import (
 routes = RouteTable()
 
 
-class ToySettings(Settings):
-    service_name: ClassVar[str] = "toy"
-    default_port: ClassVar[int] = 3999
+class ToySettings(MongoSettings, AuthSettings):
     greeting_secret: str = env("TOY_SECRET", "dev-only-change-me", secret=True)
     slow_seconds: float = env("TOY_SLOW_SECONDS", 1.0)
 
 
 class NoteIn(Schema):
-    title = Str(required=True, strip=True, validate=validate.Length(min=1, max=100))
+    title = Str(required=True, strip=True, line=True, validate=validate.Length(min=1, max=100))
     stars = Int(load_default=0, validate=validate.Range(min=0, max=5))
     tags = fields.List(Str(validate=validate.Length(min=1, max=20)), load_default=list)
 
 
 class NoteOut(Schema):
-    id = fields.String()
+    id = Id()
     title = fields.String()
     stars = fields.Integer()
-    created_at = fields.String()
-
-
-def render(doc: dict) -> dict:
-    return {
-        "id": doc["_id"],
-        "title": doc["title"],
-        "stars": doc["stars"],
-        "created_at": to_rfc3339(doc["created_at"]),
-    }
+    created_at = Timestamp()
 
 
 @routes.post("/notes", body=NoteIn, response=NoteOut, status=201, errors=(409,))
-async def create_note(request: web.Request) -> web.Response:
+async def create_note(request: web.Request) -> dict[str, Any]:
     """Create a note."""
-    data = await body(request)
+    data = body(request)
     db = request.app[keys.MONGO_DB]
     if data["title"] == "taken":
         raise Conflict("That title is taken.", code="title_taken")
@@ -78,33 +70,36 @@ async def create_note(request: web.Request) -> web.Response:
         "created_at": utcnow(),
     }
     await db.notes.insert_one(doc)
-    return web.json_response(render(doc), status=201)
+    return doc
 
 
 @routes.get("/notes", query=PageQuery, response=NoteOut, many=True)
-async def list_notes(request: web.Request) -> web.Response:
+async def list_notes(request: web.Request) -> dict[str, Any]:
     """List my notes."""
     q = query(request)
-    page = await find_page(
+    return await find_page(
         request.app[keys.MONGO_DB].notes,
         {"owner": current_claims(request).sub},
         limit=q["limit"],
         cursor=q["cursor"],
-        render=render,
     )
-    return web.json_response(page)
 
 
 @routes.post("/notes/ping")
 async def ping_note(request: web.Request) -> web.Response:
     """A route that takes no body."""
-    await body(request)
     return web.json_response({"pong": True})
 
 
 @routes.get("/public/hello", public=True)
 async def hello(request: web.Request) -> web.Response:
     return web.json_response({"hello": "world"})
+
+
+@routes.post("/public/hits", public=True)
+async def hit(request: web.Request) -> web.Response:
+    """Counts in Redis: used to show recovery after a Redis restart."""
+    return web.json_response({"hits": await request.app[keys.REDIS].incr("toy:hits")})
 
 
 @routes.get("/public/slow", public=True)
@@ -125,14 +120,14 @@ async def whoami(request: web.Request) -> web.Response:
     return web.json_response({"sub": claims.sub, "sid": claims.sid})
 
 
-def create_toy_app(settings: ToySettings) -> web.Application:
-    return create_app(
-        settings,
-        routes,
-        mongo_indexes=[Index("notes", [("owner", 1), ("created_at", -1), ("_id", -1)])],
-        redis=True,
-    )
-
+service = Service(
+    name="toy",
+    port=3999,
+    settings=ToySettings,
+    routes=routes,
+    uses=[Mongo([Index("notes", [("owner", 1), ("created_at", -1), ("_id", -1)])]), Auth()],
+)
+create_toy_app = service.create_app
 
 if __name__ == "__main__":
-    run(ToySettings, create_toy_app)
+    service.main()

@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from svc_core import keys
+from svc_core import keys, tracing
 from svc_core.errors import DependencyUnavailable
 from svc_core.logs import request_id_var
 
@@ -81,13 +81,16 @@ class ServiceClient:
         url = self.base_url + path
         for attempt in range(1, attempts + 1):
             try:
-                async with self.session.request(
-                    method, url, json=json, headers=sent, timeout=self.timeout
-                ) as resp:
-                    body = await resp.read()
-                    if resp.status in RETRY_STATUSES and attempt < attempts:
-                        raise _Retry(resp.status)
-                    return ServiceResponse(resp.status, dict(resp.headers), body)
+                with tracing.client_span(method, url, sent) as span:
+                    async with self.session.request(
+                        method, url, json=json, headers=sent, timeout=self.timeout
+                    ) as resp:
+                        body = await resp.read()
+                        if span is not None:
+                            span.set_attribute("http.response.status_code", resp.status)
+                        if resp.status in RETRY_STATUSES and attempt < attempts:
+                            raise _Retry(resp.status)
+                        return ServiceResponse(resp.status, dict(resp.headers), body)
             except (aiohttp.ClientError, TimeoutError, _Retry) as exc:
                 if attempt >= attempts:
                     log.warning(

@@ -6,6 +6,8 @@ test run when no Redis is reachable, and by tests that stop Redis on purpose.
 
 from __future__ import annotations
 
+import itertools
+import random
 import shutil
 import socket
 import subprocess
@@ -13,12 +15,31 @@ import tempfile
 import time
 from pathlib import Path
 
+# Below Linux's ephemeral range (32768-60999): a port handed out here is not also the source
+# port the kernel picks for some outgoing connection before the server binds it.
+_PORTS = range(20000, 32000)
+# Handed out in turn from a random start: a stack asks for a dozen ports before it binds any, so
+# two calls must never return the same one (random picks did, now and then: "address already in
+# use"); the random start keeps processes that run side by side apart.
+_turns = itertools.count(random.randrange(len(_PORTS)))  # noqa: S311 - not a secret
+
 
 def free_port() -> int:
+    """A port nothing listens on now, never handed out before by this process (until all
+    12,000 have been), chosen outside the ephemeral range so that a client connection elsewhere
+    cannot take it before the server that asked for it binds it."""
+    for _ in range(len(_PORTS)):
+        port = _PORTS[next(_turns) % len(_PORTS)]
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        fallback: int = sock.getsockname()[1]
+        return fallback
 
 
 def reachable(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -31,12 +52,15 @@ def reachable(host: str, port: int, timeout: float = 0.5) -> bool:
 
 
 class RedisServer:
-    """A ``redis-server`` process of our own: nothing kept on disk, bound to 127.0.0.1."""
+    """A ``redis-server`` process of our own, bound to 127.0.0.1. It saves nothing by itself;
+    a ``SAVE`` writes its data into ``data_dir``, which a server started on the same
+    ``data_dir`` loads (a restart that keeps the data, as AOF or RDB persistence does)."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, data_dir: Path | None = None) -> None:
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
-        self._dir = Path(tempfile.mkdtemp(prefix="svc-redis-"))
+        self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="svc-redis-"))
+        self._dir = self.data_dir
 
     @staticmethod
     def available() -> bool:
@@ -66,6 +90,9 @@ class RedisServer:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            # Its own session: a terminal's Ctrl-C reaches the process that started it, which
+            # stops it last, after the apps using it have shut down (a quiet Ctrl-C).
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while not reachable("127.0.0.1", self.port, 0.2):

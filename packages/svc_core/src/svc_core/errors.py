@@ -1,5 +1,5 @@
-"""The error model: handlers raise :class:`Problem` subclasses; one middleware renders every error
-as ``application/problem+json`` (RFC 9457) with the fields api.md names.
+"""The error model: handlers raise :class:`Problem` subclasses; the request pipeline renders
+every error as ``application/problem+json`` (RFC 9457) with the fields api.md names.
 """
 
 from __future__ import annotations

@@ -22,17 +22,16 @@ import contextlib
 import dataclasses
 import json
 import logging
-import os
 import socket
+import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from aiohttp import web
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from svc_core import keys
+from svc_core import tracing
 
 log = logging.getLogger("svc_core.events")
 
@@ -50,6 +49,25 @@ class Event:
 Handler = Callable[[Event], Awaitable[None]]
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Backlog:
+    """How far a consumer group is behind on its stream (:meth:`Consumer.backlog`)."""
+
+    #: entries delivered to the group and not acknowledged yet (being handled, or failing)
+    pending: int
+    #: entries not delivered to the group yet (None: Redis cannot tell, e.g. after a trim)
+    lag: int | None
+    #: seconds since the oldest entry the group has not finished was published (0: none)
+    oldest_age: float
+    #: entries in the stream's dead-letter stream (``<stream>:dead``), every group's
+    dead_letters: int
+
+
+def entry_ms(entry_id: str) -> int:
+    """The publication time of a stream entry, in Unix milliseconds (its id's first part)."""
+    return int(str(entry_id).partition("-")[0])
+
+
 class PermanentEventError(Exception):
     """Raised by a handler for an event that can never succeed: it is parked at once."""
 
@@ -62,20 +80,29 @@ class EventBus:
         self.maxlen = maxlen
 
     async def publish(
-        self, stream: str, type: str, data: dict[str, Any], *, event_id: str | None = None
+        self,
+        stream: str,
+        type: str,
+        data: dict[str, Any],
+        *,
+        event_id: str | None = None,
+        trace: Mapping[str, str] | None = None,
     ) -> str:
+        """Append an event; with tracing on, its entry carries ``traceparent`` (``trace``: a
+        context saved earlier, :func:`svc_core.tracing.carrier`, e.g. by an outbox)."""
         fields: dict[Any, Any] = {
             "type": type,
             "event_id": event_id or uuid.uuid4().hex,
             "data": json.dumps(data, separators=(",", ":")),
         }
-        entry_id = await self.redis.xadd(stream, fields, maxlen=self.maxlen, approximate=True)
+        with tracing.publish_span(stream, type, fields, trace):
+            entry_id = await self.redis.xadd(stream, fields, maxlen=self.maxlen, approximate=True)
         return str(entry_id)
 
 
 def default_consumer_name(service: str) -> str:
     """Stable across restarts of one instance, distinct between instances."""
-    return os.environ.get("EVENTS_CONSUMER") or f"{service}-{socket.gethostname()}"
+    return f"{service}-{socket.gethostname()}"
 
 
 class Consumer:
@@ -107,6 +134,38 @@ class Consumer:
         self._handling = False
         self._group_ready = False
         self._replayed_own = False
+        #: events this consumer copied to the dead-letter stream since it was made
+        self.dead_lettered = 0
+
+    async def backlog(self) -> Backlog:
+        """The group's backlog, read with at most four cheap commands (XINFO GROUPS, XPENDING
+        summary, one XRANGE entry, XLEN): what the metrics report on each scrape."""
+        dead_letters = int(await self.redis.xlen(self.dead_letter))
+        try:
+            groups: Any = await self.redis.xinfo_groups(self.stream)
+        except ResponseError as exc:
+            if "no such key" not in str(exc):
+                raise
+            # no stream yet: before the consumer's first read, or after Redis lost its data
+            # (the consumer creates its group again on its next read): nothing behind
+            return Backlog(0, 0, 0.0, dead_letters)
+        info = next((g for g in groups if str(g["name"]) == self.group), None)
+        if info is None:  # the group is created when the consumer first reads
+            return Backlog(0, None, 0.0, dead_letters)
+        pending = int(info["pending"])
+        lag = None if info.get("lag") is None else int(info["lag"])
+        oldest: list[int] = []
+        if pending:
+            summary: Any = await self.redis.xpending(self.stream, self.group)
+            if summary.get("min"):
+                oldest.append(entry_ms(summary["min"]))
+        if lag is None or lag > 0:  # the first entry after the last one delivered
+            after = str(info["last-delivered-id"])
+            following: Any = await self.redis.xrange(self.stream, min=f"({after}", count=1)
+            if following:
+                oldest.append(entry_ms(following[0][0]))
+        age = max(0.0, time.time() - min(oldest) / 1000) if oldest else 0.0
+        return Backlog(pending, lag, age, dead_letters)
 
     async def ensure_group(self) -> None:
         try:
@@ -180,7 +239,8 @@ class Consumer:
             return 1
         self._handling = True
         try:
-            return await self._deliver(entry_id, fields, event)
+            with tracing.consume_span(self.stream, self.group, event.type, fields):
+                return await self._deliver(entry_id, fields, event)
         finally:
             self._handling = False
 
@@ -218,6 +278,7 @@ class Consumer:
             pipe.xadd(self.dead_letter, parked, maxlen=100_000, approximate=True)
             pipe.xack(self.stream, self.group, entry_id)
             await pipe.execute()
+        self.dead_lettered += 1
 
     async def run(self) -> None:
         while not self._stopping:
@@ -259,36 +320,3 @@ class Consumer:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
-
-
-def consume(
-    stream: str,
-    group: str,
-    handler: Callable[[web.Application, Event], Awaitable[None]],
-    **options: Any,
-) -> Callable[[web.Application], AsyncIterator[None]]:
-    """A cleanup context that runs a consumer for the app's lifetime (needs ``redis=True``)."""
-
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        opts = dict(options)
-        name = opts.pop("consumer", None) or default_consumer_name(app[keys.SETTINGS].service_name)
-
-        async def deliver(event: Event) -> None:
-            await handler(app, event)
-
-        consumer = Consumer(app[keys.REDIS], stream, group, deliver, consumer=name, **opts)
-        consumer.start()
-        yield
-        await consumer.stop()
-
-    return ctx
-
-
-def event_bus_context() -> Callable[[web.Application], AsyncIterator[None]]:
-    """A cleanup context that puts an :class:`EventBus` at ``app[keys.EVENTS]``."""
-
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        app[keys.EVENTS] = EventBus(app[keys.REDIS])
-        yield
-
-    return ctx

@@ -9,15 +9,25 @@ Services use only operations that behave the same on both (see the README's depe
 from __future__ import annotations
 
 import dataclasses
+import typing
 from collections.abc import Sequence
 from typing import Any, TypeAlias
 
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, ReadPreference
 from pymongo.asynchronous.database import AsyncDatabase
 
 Database: TypeAlias = AsyncDatabase[dict[str, Any]]
 
 _MEMORY: dict[str, Any] = {}
+
+#: ``MONGO_READ_PREFERENCE``'s values (the connection-string spelling) and PyMongo's modes
+READ_PREFERENCES: dict[str, Any] = {
+    "primary": ReadPreference.PRIMARY,
+    "primaryPreferred": ReadPreference.PRIMARY_PREFERRED,
+    "secondaryPreferred": ReadPreference.SECONDARY_PREFERRED,
+    "secondary": ReadPreference.SECONDARY,
+    "nearest": ReadPreference.NEAREST,
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,8 +56,9 @@ def is_memory(url: str) -> bool:
     return url.startswith("memory://")
 
 
-def open_client(url: str, *, timeout_ms: int = 2000) -> Any:
-    """A client for ``url``; no I/O happens until the first operation."""
+def open_client(url: str, *, timeout_ms: int = 2000, **options: Any) -> Any:
+    """A client for ``url``; no I/O happens until the first operation. ``options`` go to
+    ``AsyncMongoClient`` (``username``, ``password``, ``authSource``: MongoSettings)."""
     if is_memory(url):
         try:
             from mongomock_motor import AsyncMongoMockClient
@@ -67,7 +78,33 @@ def open_client(url: str, *, timeout_ms: int = 2000) -> Any:
         connectTimeoutMS=timeout_ms,
         tz_aware=True,
         uuidRepresentation="standard",
+        **options,
     )
+
+
+def with_read_preference(db: Database, preference: str) -> Database:
+    """``db`` whose reads go where ``preference`` (a :data:`READ_PREFERENCES` name) says, through
+    PyMongo's ``with_options``; the in-memory stand-in keeps one store, so the mode is recorded
+    (``read_preference``) and reads see every write."""
+    mode = READ_PREFERENCES[preference]
+    if _is_memory_database(db):
+        # its with_options hands back mongomock's synchronous database: wrap that again
+        from mongomock_motor import AsyncMongoMockDatabase
+
+        mock: Any = db
+        wrapped: Any = AsyncMongoMockDatabase(
+            mock.client, mock.delegate.with_options(read_preference=mode)
+        )
+        return typing.cast(Database, wrapped)  # the stand-in stands for the Database it mimics
+    return db.with_options(read_preference=mode)
+
+
+def _is_memory_database(db: Any) -> bool:
+    try:
+        from mongomock_motor import AsyncMongoMockDatabase
+    except ImportError:  # pragma: no cover - depends on the install
+        return False
+    return isinstance(db, AsyncMongoMockDatabase)
 
 
 async def close_client(client: Any, url: str) -> None:

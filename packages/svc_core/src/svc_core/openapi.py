@@ -11,6 +11,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 
 from svc_core.routing import RouteSpec
 
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _PARAM = re.compile(r"\{([^}:]+)(?::[^}]*)?\}")
 
 PROBLEM = {
@@ -55,17 +56,24 @@ def build_spec(title: str, version: str, routes: list[RouteSpec]) -> dict[str, A
             "operationId": route.handler.__name__,
             "responses": {},
         }
-        params = [
-            {"in": "path", "name": name, "required": True, "schema": {"type": "string"}}
-            for name in _PARAM.findall(route.path)
-        ]
+        params: list[dict[str, Any]] = (
+            [{"in": "path", "schema": route.path_params}]
+            if route.path_params is not None
+            else [
+                {"in": "path", "name": name, "required": True, "schema": {"type": "string"}}
+                for name in _PARAM.findall(route.path)
+            ]
+        )
         if route.query is not None:
             params.append({"in": "query", "schema": route.query})
+        params.extend(dict(p) for p in route.parameters)
         if params:
             operation["parameters"] = params
         if route.body is not None:
+            body = route.schema_instance("body")
             operation["requestBody"] = {
-                "required": True,
+                # an empty body is accepted where no field is required
+                "required": any(f.required for f in body.fields.values()) if body else True,
                 "content": {"application/json": {"schema": route.body}},
             }
         ok: dict[str, Any] = {"description": HTTPStatus(route.status).phrase}
@@ -86,7 +94,12 @@ def build_spec(title: str, version: str, routes: list[RouteSpec]) -> dict[str, A
         if not route.public:
             errors.add(401)
             operation["security"] = [{"bearer": []}]
-        if route.body is not None or route.query is not None:
+        takes_json = route.method in _BODY_METHODS and not route.raw_body
+        if takes_json:
+            # malformed JSON or another content type (400), too large (413), an unsupported
+            # Content-Encoding (415), unknown fields (422): the chassis checks every body
+            errors |= {400, 413, 415, 422}
+        if route.body is not None or route.query is not None or route.path_params is not None:
             errors.add(422)
         for status in sorted(errors):
             operation["responses"][str(status)] = {

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-from collections.abc import Callable
 from typing import Any
 
 from svc_core.clock import UTC
@@ -57,10 +56,10 @@ async def find_page(
     *,
     limit: int,
     cursor: str | None,
-    render: Callable[[dict[str, Any]], dict[str, Any]],
     scope: str | None = None,
 ) -> dict[str, Any]:
-    """One page ``{"items": [...], "next_cursor": ...}`` of ``collection`` matching ``filter``."""
+    """One page ``{"items": [documents...], "next_cursor": ...}`` of ``collection`` matching
+    ``filter`` (a route with ``many=True`` renders the items through its response schema)."""
     scope = scope if scope is not None else str(collection.name)
     query = dict(filter)
     if cursor is not None:
@@ -78,4 +77,4 @@ async def find_page(
     next_cursor = (
         encode_cursor(docs[-1]["created_at"], docs[-1]["_id"], scope) if more and docs else None
     )
-    return {"items": [render(doc) for doc in docs], "next_cursor": next_cursor}
+    return {"items": docs, "next_cursor": next_cursor}

@@ -1,27 +1,34 @@
-"""Routes that carry their contract: request schemas, response schema, status, public or not.
+"""Routes that carry their contract: how the resource in the path is loaded, the request
+schemas, the response schema and status, public or not.
 
-One declaration feeds three consumers, so they cannot drift apart: the handler's validation
-(:func:`svc_core.validation.body` / :func:`~svc_core.validation.query`), the auth middleware
-(``public=True`` routes skip the token check) and ``/openapi.json``.
+One declaration feeds every consumer, so they cannot drift apart: the chassis' request pipeline
+(authenticate → load → validate → handle → render, see :mod:`svc_core.pipeline`) and
+``/openapi.json``.
 
     routes = RouteTable()
 
-    @routes.post("/orders", body=OrderCreate, response=OrderOut, status=201)
-    async def create_order(request: web.Request) -> web.Response:
-        data = await body(request)
+    @routes.patch("/orders/{order_id}", load=owned_order, body=OrderUpdate, response=OrderOut)
+    async def update_order(request: web.Request) -> Order:
+        order: Order = resource(request)      # loaded (404 already answered)
+        changes = body(request)               # validated (422 already answered)
         ...
+        return updated                        # rendered through OrderOut
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 from aiohttp import web
 from marshmallow import Schema
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+#: A handler returns a response, or the value its route's ``response`` schema renders
+#: (``None`` for a route without one: an empty response with the route's status).
+Handler = Callable[[web.Request], Awaitable[Any]]
+#: Loads the resource a route's path names (raises ``NotFound``); runs before validation.
+Loader = Callable[[web.Request], Awaitable[Any]]
 SchemaType = type[Schema] | Schema
 
 ROUTE_ATTR = "__svc_route__"
@@ -44,6 +51,17 @@ class RouteSpec:
     many: bool = False
     #: the token may also come as ``?jwt=`` (the WebSocket route only; REST takes the header)
     query_token: bool = False
+    #: loads the resource named in the path before the request is validated (404 before 422)
+    load: Loader | None = None
+    #: a schema of the path's parameters, checked before ``load`` (a malformed name is a 422)
+    path_params: SchemaType | None = None
+    #: headers of every response of this route, problems included (e.g. Cache-Control)
+    headers: tuple[tuple[str, str], ...] = ()
+    #: more OpenAPI parameter objects (request headers a handler checks itself)
+    parameters: tuple[Mapping[str, Any], ...] = ()
+    #: the handler reads the body itself (multipart, byte streams, WebSocket): the chassis
+    #: neither reads nor validates it
+    raw_body: bool = False
 
     def schema_instance(self, which: str) -> Schema | None:
         value: SchemaType | None = getattr(self, which)
@@ -80,6 +98,11 @@ class RouteTable:
         content_type: str = "application/json",
         many: bool = False,
         query_token: bool = False,
+        load: Loader | None = None,
+        path_params: SchemaType | None = None,
+        headers: Mapping[str, str] | None = None,
+        parameters: tuple[Mapping[str, Any], ...] = (),
+        raw_body: bool = False,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             doc = (handler.__doc__ or "").strip()
@@ -97,6 +120,11 @@ class RouteTable:
                 content_type=content_type,
                 many=many,
                 query_token=query_token,
+                load=load,
+                path_params=path_params,
+                headers=tuple((headers or {}).items()),
+                parameters=parameters,
+                raw_body=raw_body,
             )
             setattr(handler, ROUTE_ATTR, spec)
             self._specs.append(spec)
@@ -119,11 +147,18 @@ class RouteTable:
     def delete(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
         return self.route("DELETE", path, **kw)
 
+    def head(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("HEAD", path, **kw)
+
+    def options(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("OPTIONS", path, **kw)
+
     def add_to(self, app: web.Application) -> None:
+        heads = {spec.path for spec in self._specs if spec.method == "HEAD"}
         for spec in self._specs:
-            # GET routes answer HEAD too, as aiohttp's add_get does by default.
+            # GET routes answer HEAD too (aiohttp's add_get), unless HEAD is declared itself.
             if spec.method == "GET":
-                app.router.add_get(spec.path, spec.handler)
+                app.router.add_get(spec.path, spec.handler, allow_head=spec.path not in heads)
             else:
                 app.router.add_route(spec.method, spec.path, spec.handler)
 

@@ -6,22 +6,27 @@ field with a 422 instead of reaching a query. Unknown fields are rejected (marsh
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from svc_core.clock import to_rfc3339
 from svc_core.errors import ValidationFailed, flatten_errors
 
 __all__ = [
     "MAX_LIMIT",
     "Bool",
     "Email",
+    "Id",
     "Int",
     "PageQuery",
+    "Pattern",
     "QueryInt",
     "Schema",
     "Str",
+    "Timestamp",
     "fields",
     "validate",
 ]
@@ -70,19 +75,154 @@ def _valid_unicode(field: fields.Field[Any], value: str) -> str:
 _UNICODE_ERROR: dict[str, str | list[Any] | dict[Any, Any]] = {"unicode": "Not valid Unicode text."}
 
 
+_BIDI_CONTROLS = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
+_TEXT_ERRORS: dict[str, str | list[Any] | dict[Any, Any]] = {
+    **_UNICODE_ERROR,
+    "control": "Control characters are not allowed.",
+}
+
+
+# The text rule as JSON Schema patterns (ECMA-262): no Cc (U+0000-001F, U+007F-009F) and no
+# bidi controls, with line feed and tab allowed in multi-line text.
+_BIDI = "\\u202a-\\u202e\\u2066-\\u2069"
+TEXT_PATTERNS = {
+    "": f"^[^\\u0000-\\u001f\\u007f-\\u009f{_BIDI}]*$",
+    "\n\t": f"^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f{_BIDI}]*$",
+}
+
+
+def _control(value: str, allowed: str) -> bool:
+    """Whether ``value`` holds a control character (Unicode Cc) or a bidirectional control
+    (U+202A-U+202E, U+2066-U+2069) other than those in ``allowed`` (api.md "text")."""
+    for char in value:
+        if (char < " " or "\x7f" <= char <= "\x9f") and char not in allowed:
+            return True
+        if char in _BIDI_CONTROLS:
+            return True
+    return False
+
+
+# What a Pattern may hold: the regex syntax Python's re and ECMA-262 (JSON Schema's dialect, as
+# ajv compiles it: the "u" flag) read alike. Escapes: the syntax characters, \n \r \t \f \v, \uXXXX
+# and \xXX; not \d \w \s \b (Unicode in Python, ASCII in ECMA-262) nor \A \Z (not ECMA-262).
+_SYNTAX = frozenset("^$\\.*+?()[]{}|/")
+_ESCAPE = re.compile(r"\\(?:[nrtfv]|u[0-9A-Fa-f]{4}|x[0-9A-Fa-f]{2})")
+_QUANTIFIER = re.compile(r"\{[0-9]+(?:,[0-9]*)?\}")
+
+
+def _unportable(body: str) -> str | None:
+    """Why ``body`` would not mean the same to Python's ``re`` and to ECMA-262, or None."""
+    in_class = False
+    i = 0
+    while i < len(body):
+        char, after = body[i], body[i + 1 : i + 2]
+        if char == "\\":
+            if after in _SYNTAX or (in_class and after == "-"):
+                i += 2
+                continue
+            escape = _ESCAPE.match(body, i)
+            if escape is None:
+                return f"the escape \\{after} (write a class such as [0-9], or escape syntax only)"
+            i = escape.end()
+            continue
+        if in_class:
+            if char == "[":
+                return "'[' inside a class (escape it)"
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+            i += 2 if after == "^" else 1
+            if body[i : i + 1] == "]":
+                return "']' first in a class (escape it)"
+            continue
+        elif char in "^$":
+            return f"the anchor {char!r} (Pattern anchors the whole value itself)"
+        elif char == ".":
+            return "'.' (Python's matches a carriage return, ECMA-262's does not): use a class"
+        elif char == "(" and after == "?" and body[i + 2 : i + 3] not in (":", "=", "!"):
+            return "a group other than (?: (?= (?! (named, lookbehind, flags: Python-only)"
+        elif char == "{":
+            quantifier = _QUANTIFIER.match(body, i)
+            if quantifier is None:
+                return "a '{' that is not a quantifier (escape it)"
+            i = quantifier.end()
+            if body[i : i + 1] == "+":
+                return "a possessive quantifier (Python-only)"
+            continue
+        elif char in "}]":
+            return f"a lone {char!r} (escape it)"
+        elif char in "*+?" and after == "+":
+            return "a possessive quantifier (Python-only)"
+        i += 1
+    return "an unclosed class" if in_class else None
+
+
+class Pattern(validate.Regexp):
+    """A regex rule that /openapi.json states exactly as the validator applies it.
+
+    ``Pattern("[0-9]{3,4}")`` accepts a value only when the whole value matches
+    (``re.fullmatch``: no trailing line feed, which ``$`` under ``re.match`` lets by) and
+    publishes ``^(?:[0-9]{3,4})$``, which ECMA-262 (the regex dialect of JSON Schema, read by
+    schemathesis, ajv and client generators) reads the same way. ``body`` is unanchored and
+    restricted to the syntax both read alike; anything else is a ``ValueError`` at import.
+    """
+
+    def __init__(self, body: str, *, error: str | None = None) -> None:
+        reason = _unportable(body)
+        if reason is not None:
+            raise ValueError(f"Pattern({body!r}): {reason}")
+        self.published: re.Pattern[str] = re.compile(f"^(?:{body})$")
+        super().__init__(self.published, error=error)  # apispec publishes ``regex.pattern``
+
+    def __call__(self, value: Any) -> Any:
+        if not isinstance(value, str) or self.published.fullmatch(value) is None:
+            raise ma.ValidationError(self._format_error(value))
+        return value
+
+
 class Str(fields.String):
     """A string of valid Unicode; with ``strip=True`` surrounding white space is removed
-    before validators run."""
+    before validators run. Text people read (api.md "text"): ``line=True`` refuses control
+    and bidirectional control characters; ``lines=True`` likewise but keeps line feeds and
+    tabs (a chat message)."""
 
-    default_error_messages = _UNICODE_ERROR
+    default_error_messages = _TEXT_ERRORS
 
-    def __init__(self, *, strip: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self, *, strip: bool = False, line: bool = False, lines: bool = False, **kwargs: Any
+    ) -> None:
         self.strip = strip
+        self.allowed_controls: str | None = "\n\t" if lines else "" if line else None
+        validators = kwargs.get("validate")
+        has_pattern = any(
+            isinstance(v, validate.Regexp)
+            for v in (validators if isinstance(validators, list | tuple) else [validators])
+        )
+        if self.allowed_controls is not None and not has_pattern:
+            # /openapi.json publishes the rule (a Regexp validator's own pattern already
+            # leaves control characters out)
+            metadata = dict(kwargs.pop("metadata", None) or {})
+            metadata.setdefault("pattern", TEXT_PATTERNS[self.allowed_controls])
+            kwargs["metadata"] = metadata
         super().__init__(**kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         result = _valid_unicode(self, super()._deserialize(value, attr, data, **kwargs))
+        if self.allowed_controls is not None and _control(result, self.allowed_controls):
+            raise self.make_error("control")
         return result.strip() if self.strip else result
+
+
+class Timestamp(fields.DateTime):
+    """A datetime rendered as api.md's time: RFC 3339 in UTC with ``Z`` and milliseconds."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        return None if value is None else to_rfc3339(value)
+
+
+def Id(**kwargs: Any) -> fields.String:
+    """A document's ``_id`` rendered as ``id``."""
+    return fields.String(attribute="_id", **kwargs)
 
 
 class Email(fields.Email):

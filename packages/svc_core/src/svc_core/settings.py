@@ -13,9 +13,10 @@ import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, Self
 
 ENVIRONMENTS = ("development", "test", "production")
+TRACE_MODES = ("off", "console", "file", "otlp", "memory")
 PLACEHOLDER_MARKERS = ("change-me", "changeme", "placeholder", "dev-only")
 
 
@@ -23,15 +24,27 @@ class SettingsError(ValueError):
     """A variable is missing or malformed; the message names it."""
 
 
+def mask_url(value: str) -> str:
+    """``scheme://user:password@host`` → ``scheme://***@host``; other strings unchanged."""
+    if "@" in value and "://" in value:
+        scheme, rest = value.split("://", 1)
+        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+    return value
+
+
 def env(
     name: str,
     default: Any = dataclasses.MISSING,
     *,
     secret: bool = False,
+    masked: bool = False,
     help: str = "",
 ) -> Any:
-    """Declare a settings field read from the environment variable ``name``."""
-    metadata = {"env": name, "secret": secret, "help": help}
+    """Declare a settings field read from the environment variable ``name``.
+
+    ``secret``: refused as a placeholder outside development, masked when described;
+    ``masked``: only masked when described (long or sensitive values that are not secrets)."""
+    metadata = {"env": name, "secret": secret, "masked": masked, "help": help}
     if default is dataclasses.MISSING:
         return dataclasses.field(metadata=metadata)
     if isinstance(default, list | dict | set):
@@ -72,38 +85,54 @@ def _parse(name: str, raw: str, annotation: Any) -> Any:
 
 
 @typing.dataclass_transform(kw_only_default=True, frozen_default=True, field_specifiers=(env,))
-@dataclasses.dataclass(frozen=True, kw_only=True)
+@dataclasses.dataclass(frozen=True, kw_only=True, repr=False)
 class Settings:
     """Settings every service shares. Subclass to add a service's own fields.
 
-    A subclass is made a frozen dataclass automatically (do not decorate it again).
+    A subclass is made a frozen dataclass automatically (do not decorate it again). Its
+    ``repr`` is :meth:`describe`'s: a logged settings object or a traceback's locals never show
+    a secret, a masked value or a URL's password.
     """
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        dataclasses.dataclass(frozen=True, kw_only=True)(cls)
+        dataclasses.dataclass(frozen=True, kw_only=True, repr=False)(cls)
 
-    service_name: ClassVar[str] = "service"
-    default_port: ClassVar[int] = 8080
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={value!r}" for name, value in self.describe().items())
+        return f"{type(self).__name__}({shown})"
 
     environment: str = env("ENVIRONMENT", "development", help="development, test or production")
     host: str = env("HOST", "127.0.0.1", help="address to bind; 0.0.0.0 in containers")
-    port: int = env("PORT", 0, help="port to serve on; 0 means the service's default port")
+    port: int = env("PORT", 0, help="port to serve on; 0 means the service's own port")
     log_level: str = env("LOG_LEVEL", "INFO")
     access_log: bool = env("ACCESS_LOG", True, help="one JSON line per request")
-    mongo_url: str = env("MONGO_URL", "", help="mongodb://... or memory:// (in-process stand-in)")
-    mongo_db: str = env("MONGO_DB", "", help="database name; defaults to the service name")
-    redis_url: str = env("REDIS_URL", "", help="redis://host:port/db or memory:// (fakeredis)")
-    jwt_issuer: str = env("JWT_ISSUER", "svc-customer", help="the iss claim tokens must carry")
-    jwt_public_keys: str = env("JWT_PUBLIC_KEYS", "", help="PEM public key(s) that verify tokens")
-    jwt_public_keys_file: Path | None = env("JWT_PUBLIC_KEYS_FILE", None)
-    jwks_url: str = env("JWKS_URL", "", help="URL of the customer service's JWKS")
+    access_log_probes: bool = env(
+        "ACCESS_LOG_PROBES", False, help="also log /health, /ready and /metrics requests"
+    )
     cors_origins: tuple[str, ...] = env(
         "CORS_ORIGINS", (), help="origins allowed when reached without the gateway; empty: CORS off"
     )
     client_max_size: int = env("CLIENT_MAX_SIZE", 1024 * 1024, help="largest request body, bytes")
     shutdown_timeout: float = env("SHUTDOWN_TIMEOUT", 10.0, help="seconds in-flight requests get")
     uvloop: bool = env("UVLOOP", True, help="run on uvloop when it is installed")
+    # Tracing (svc_core.tracing), OpenTelemetry's variable names where they exist
+    otel_traces: str = env(
+        "OTEL_TRACES", "off", help="off, console, file, otlp (or memory: tests) - traces export"
+    )
+    otel_exporter_otlp_endpoint: str = env(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "http://localhost:4318",
+        help="OTLP/HTTP collector base URL (OTEL_TRACES=otlp); spans go to <url>/v1/traces",
+    )
+    otel_traces_sampler_arg: float = env(
+        "OTEL_TRACES_SAMPLER_ARG",
+        1.0,
+        help="share of new traces recorded, 0-1 (a caller's sampled flag is followed)",
+    )
+    otel_traces_file: str = env(
+        "OTEL_TRACES_FILE", "var/traces.jsonl", help="where OTEL_TRACES=file appends spans"
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Self:
@@ -125,10 +154,23 @@ class Settings:
         settings.check()
         return settings
 
+    @classmethod
+    def variables(cls) -> dict[str, str]:
+        """The environment variables this settings class reads, with their help text."""
+        return {
+            f.metadata["env"]: f.metadata.get("help", "")
+            for f in dataclasses.fields(cls)
+            if "env" in f.metadata
+        }
+
     def check(self) -> None:
         """Refuse combinations that must not reach production."""
         if self.environment not in ENVIRONMENTS:
             raise SettingsError(f"ENVIRONMENT: expected one of {', '.join(ENVIRONMENTS)}")
+        if self.otel_traces not in TRACE_MODES:
+            raise SettingsError(f"OTEL_TRACES: expected one of {', '.join(TRACE_MODES)}")
+        if not 0.0 <= self.otel_traces_sampler_arg <= 1.0:
+            raise SettingsError("OTEL_TRACES_SAMPLER_ARG: expected a ratio between 0 and 1")
         if self.is_development:
             return
         for f in dataclasses.fields(self):
@@ -143,35 +185,15 @@ class Settings:
     def is_development(self) -> bool:
         return self.environment in ("development", "test")
 
-    @property
-    def listen_port(self) -> int:
-        return self.port or self.default_port
-
-    def resolved_mongo_url(self) -> str:
-        """MONGO_URL, or the in-memory stand-in in development; required in production."""
-        if self.mongo_url:
-            return self.mongo_url
-        if self.is_development:
-            return "memory://"
-        raise SettingsError("MONGO_URL: required outside development")
-
-    def resolved_redis_url(self) -> str:
-        if self.redis_url:
-            return self.redis_url
-        if self.is_development:
-            return "memory://"
-        raise SettingsError("REDIS_URL: required outside development")
-
     def describe(self) -> dict[str, Any]:
         """The settings as loggable values: secrets masked, URLs stripped of passwords."""
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.metadata.get("secret") or f.name == "jwt_public_keys":
+            if f.metadata.get("secret") or f.metadata.get("masked"):
                 value = "***" if value else ""
-            elif isinstance(value, str) and "@" in value and "://" in value:
-                scheme, rest = value.split("://", 1)
-                value = f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+            elif isinstance(value, str):
+                value = mask_url(value)
             elif isinstance(value, Path | tuple):
                 value = str(value) if isinstance(value, Path) else list(value)
             out[f.name] = value

@@ -28,9 +28,12 @@ __all__ = [
     "KeyPair",
     "eventually",
     "free_port",
+    "metric_value",
+    "metrics_of",
     "mint_token",
     "random_email",
     "random_username",
+    "record_list_reads",
 ]
 
 TEST_ISSUER = "svc-test-issuer"
@@ -115,9 +118,43 @@ async def eventually(
         await asyncio.sleep(interval)
 
 
+#: a scrape parsed: (sample name, its labels) -> value
+MetricSamples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def metrics_of(text: str) -> MetricSamples:
+    """A ``/metrics`` body (Prometheus text format) parsed with prometheus-client's parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def metric_value(samples: MetricSamples, name: str, **labels: str) -> float | None:
+    """The value of the sample ``name`` with exactly ``labels``, or None when there is none."""
+    return samples.get((name, frozenset(labels.items())))
+
+
 def random_email() -> str:
     return f"user-{secrets.token_hex(6)}@example.com"
 
 
 def random_username() -> str:
     return f"user_{secrets.token_hex(5)}"
+
+
+def record_list_reads(monkeypatch: Any, module: Any) -> list[str]:
+    """Spy on ``module.find_page`` (a repository module's import): the read preference
+    (``primary``, ``secondaryPreferred``, ...) of each collection a list route reads through."""
+    seen: list[str] = []
+    real = module.find_page
+
+    async def spy(collection: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(collection.read_preference.mongos_mode)
+        return await real(collection, *args, **kwargs)
+
+    monkeypatch.setattr(module, "find_page", spy)
+    return seen

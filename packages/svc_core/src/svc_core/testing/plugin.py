@@ -1,13 +1,22 @@
 """The pytest plugin every service's tests use (registered through the ``pytest11`` entry point).
 
 Redis: ``REDIS_URL`` (default ``redis://127.0.0.1:6379``), database ``SVC_TEST_REDIS_DB``
-(default 15), flushed before and after each test that asks for it. With ``CI=true`` an
-unreachable Redis fails the run. Elsewhere, with none reachable, a ``redis-server`` from the
-PATH is started on a free port, else fakeredis is used; the header of the run says which.
+(default 15), flushed before and after each test that asks for it.
+
+With ``SVC_TEST_REDIS_USER=<service>`` the tests connect as a fresh ACL user with that
+service's rights (``svc_core.redis_acl``, the table compose's ACL file is made from), created
+at the start of the run and deleted at its end (``nox -s redis-acl``). The fixture still
+flushes and seeds the database over the ``REDIS_URL`` connection (an administrator's), which
+the service's user may not do; ``redis_admin_url`` is that connection, for tests that SCAN.
+
+With ``CI=true`` an unreachable Redis fails the run. Elsewhere, with none reachable, a
+``redis-server`` from the PATH is started on a free port, else fakeredis is used; the header
+of the run says which.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from svc_core.auth.revocations import EPOCH_KEY
 from svc_core.embedded import RedisServer, reachable
 from svc_core.settings import Settings
 from svc_core.testing import TEST_ISSUER, KeyPair, mint_token
@@ -48,13 +58,51 @@ def _resolve_redis() -> tuple[str, str]:
     return "memory://", "in-memory Redis (fakeredis): no Redis reachable, none on the PATH"
 
 
+def _create_acl_user(admin_url: str, service: str) -> tuple[str, str]:
+    """An ACL user with ``service``'s rights, the way deploy/redis/users.acl defines it:
+    (its name, the admin URL with its credentials instead)."""
+    import redis
+
+    from svc_core import redis_acl
+
+    if service not in redis_acl.USERS:
+        raise pytest.UsageError(f"SVC_TEST_REDIS_USER={service}: not in svc_core.redis_acl.USERS")
+    name = f"svctest-{service}-{uuid.uuid4().hex[:8]}"
+    password = uuid.uuid4().hex
+    client: Any = redis.Redis.from_url(admin_url)  # execute_command is untyped
+    try:
+        client.execute_command("ACL", "SETUSER", name, "reset", "on", f">{password}",
+                               *redis_acl.rules(service).split())  # fmt: skip
+    finally:
+        client.close()
+    parts = urlsplit(admin_url)
+    host = parts.hostname or "127.0.0.1"
+    netloc = f"{name}:{password}@{host}:{parts.port or 6379}"
+    return name, urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
 def pytest_configure(config: pytest.Config) -> None:
     url, how = _resolve_redis()
     _state["redis_base"] = url
     _state["redis_how"] = how
+    service = os.environ.get("SVC_TEST_REDIS_USER", "")
+    if service and not url.startswith("memory://"):
+        name, user_url = _create_acl_user(url, service)
+        _state["acl_user"] = name
+        _state["redis_user_url"] = user_url
+        _state["redis_how"] = f"{how}, as ACL user {name} ({service}'s rights)"
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    name = _state.pop("acl_user", None)
+    if name is not None:
+        import redis
+
+        client = redis.Redis.from_url(_state["redis_base"])
+        try:
+            client.acl_deluser(name)
+        finally:
+            client.close()
     server = _state.pop("server", None)
     if server is not None:
         server.stop()
@@ -69,14 +117,28 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.write_line(f"svc_core: tests used {_state.get('redis_how', 'no Redis')}")
 
 
-def _flush(url: str) -> None:
+def _flush(url: str, *, seed: bool = False) -> None:
+    """Empty the test's database; ``seed`` then writes the revocation epoch, as a Redis that
+    has been in use has it. Without one, the first service to start sets a cut-off at that
+    second and refuses tokens minted earlier (svc_core.auth.revocations), which would make a
+    test that mints a token before starting its app depend on the clock."""
     import redis
 
     client = redis.Redis.from_url(url)
     try:
         client.flushdb()
+        if seed:
+            client.set(EPOCH_KEY, "svc-test")
     finally:
         client.close()
+
+
+def _seed_memory(url: str) -> None:
+    import fakeredis
+
+    from svc_core.redis import memory_server
+
+    fakeredis.FakeRedis(server=memory_server(url)).set(EPOCH_KEY, "svc-test")
 
 
 @pytest.fixture
@@ -84,12 +146,37 @@ def redis_url() -> Iterator[str]:
     """A Redis URL of this test's own: a flushed database, or a fresh in-memory server."""
     base = _state["redis_base"]
     if base == "memory://":
-        yield f"memory://test-{uuid.uuid4().hex}"
+        url = f"memory://test-{uuid.uuid4().hex}"
+        _seed_memory(url)
+        yield url
         return
-    url = _with_db(base, int(os.environ.get("SVC_TEST_REDIS_DB", "15")))
-    _flush(url)
-    yield url
-    _flush(url)
+    db = int(os.environ.get("SVC_TEST_REDIS_DB", "15"))
+    admin = _with_db(base, db)
+    _flush(admin, seed=True)
+    yield _with_db(_state.get("redis_user_url", base), db)
+    _flush(admin)
+
+
+@pytest.fixture
+def redis_admin_url(redis_url: str) -> str:
+    """The test's database over the administrator's connection: for a test that inspects every
+    key (SCAN), which a service's ACL user may not do (``SVC_TEST_REDIS_USER``)."""
+    if redis_url.startswith("memory://"):
+        return redis_url
+    return _with_db(_state["redis_base"], int(os.environ.get("SVC_TEST_REDIS_DB", "15")))
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A ``redis-server`` of this test's own on a free port, for a test that stops or restarts
+    Redis (never the shared one); skipped where no ``redis-server`` is on the PATH."""
+    if not RedisServer.available():
+        pytest.skip("needs redis-server on the PATH")
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -140,10 +227,11 @@ def bob(auth_header: Callable[..., dict[str, str]]) -> dict[str, str]:
 @pytest.fixture
 def make_settings(redis_url: str, test_keys: KeyPair) -> Callable[..., Any]:
     """``make_settings(OrderSettings, mongo_url=...)``: test settings that trust ``test_keys``,
-    use this test's Redis and a fresh in-memory MongoDB."""
+    use this test's Redis and a fresh in-memory MongoDB (each where the class has the setting;
+    an override the class does not have is an error)."""
 
     def make(cls: type[S], **overrides: Any) -> S:
-        values: dict[str, Any] = {
+        defaults: dict[str, Any] = {
             "environment": "test",
             "mongo_url": f"memory://test-{uuid.uuid4().hex}",
             "redis_url": redis_url,
@@ -152,6 +240,8 @@ def make_settings(redis_url: str, test_keys: KeyPair) -> Callable[..., Any]:
             "access_log": True,
             "uvloop": False,
         }
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in defaults.items() if k in names}
         values.update(overrides)
         return cls.from_env({}, **values)
 
