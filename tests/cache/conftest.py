@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from svc_cache.app import CacheSettings, create_app
+from svc_cache import CacheSettings, create_app
 
 
 @pytest.fixture

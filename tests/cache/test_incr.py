@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from svc_cache.app import create_app
+from svc_cache import create_app
 from tests.cache.conftest import assert_problem
 
 INT64_MAX = 2**63 - 1

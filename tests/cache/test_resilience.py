@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from svc_cache.app import CacheSettings, create_app
+from svc_cache import CacheSettings, create_app
+from svc_core.embedded import RedisServer
 from svc_core.keys import REVOCATIONS
-from svc_core.testing.redis_server import RedisServer
 from tests.cache.conftest import assert_problem
 
 pytestmark = pytest.mark.skipif(not RedisServer.available(), reason="needs redis-server")
@@ -20,22 +19,18 @@ pytestmark = pytest.mark.skipif(not RedisServer.available(), reason="needs redis
 COMPLETES_WITHIN = 10.0
 
 
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 async def answer(call: Any) -> Any:
     return await asyncio.wait_for(call, timeout=COMPLETES_WITHIN)
 
 
-async def test_redis_down_is_503_then_recovers(aiohttp_client, make_settings, alice, redis_server):
+async def test_redis_down_is_503_then_recovers(
+    aiohttp_client, make_settings, auth_header, redis_server
+):
     settings = make_settings(CacheSettings, redis_url=f"{redis_server.url}/0")
     client = await aiohttp_client(create_app(settings))
+    # Minted once the service runs: it met an empty Redis, so it refuses tokens issued in
+    # earlier seconds (svc_core.auth.revocations).
+    alice = auth_header(sub="cust-alice", username="alice")
     assert (await client.put("/cache/k", json={"value": 1}, headers=alice)).status == 200
 
     redis_server.stop()
@@ -64,11 +59,19 @@ async def test_redis_down_is_503_then_recovers(aiohttp_client, make_settings, al
     assert_problem(await resp.json(), 503, "dependency_unavailable")
 
     redis_server.start()  # the same port; nothing was persisted
+    # Every revocation was lost with the data, so tokens issued before the loss are refused
+    # from now on (api.md, POST /auth/logout): 503 until Redis answers, then 401, never 200.
     deadline = time.monotonic() + COMPLETES_WITHIN
-    while (resp := await client.put("/cache/k", json={"value": 3}, headers=alice)).status != 200:
+    while (resp := await client.put("/cache/k", json={"value": 3}, headers=alice)).status != 401:
         assert resp.status == 503
         assert time.monotonic() < deadline, "the service did not recover"
         await asyncio.sleep(0.05)
+    assert_problem(await resp.json(), 401, "session_revoked")
+    # A token issued after the loss was noticed (iat counts whole seconds) works as before.
+    await asyncio.sleep(max(0.0, int(revocations.not_before) + 1 - time.time()))
+    alice = auth_header(sub="cust-alice", username="alice")
+    resp = await client.put("/cache/k", json={"value": 3}, headers=alice)
+    assert resp.status == 200
     resp = await client.get("/cache/k", headers=alice)
     assert await resp.json() == {"key": "k", "value": 3, "ttl_seconds": None}
     # The restarted Redis has no scripts cached: incr must load its script again.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from svc_cache.app import CacheSettings, create_app
+from svc_cache import CacheSettings, create_app, service
 from svc_cache.domain import remaining_seconds
 from svc_cache.repository import redis_key
 
@@ -19,7 +19,7 @@ async def test_runs_without_mongodb(aiohttp_client, redis_url, test_keys):
         jwt_issuer=TEST_ISSUER,
         jwt_public_keys=test_keys.public_pem,
     )
-    assert settings.mongo_url == ""
+    assert "MONGO_URL" not in CacheSettings.variables()  # no MongoDB setting at all
     client = await aiohttp_client(create_app(settings))
     resp = await client.get("/ready")
     assert resp.status == 200
@@ -27,8 +27,8 @@ async def test_runs_without_mongodb(aiohttp_client, redis_url, test_keys):
 
 
 def test_default_port():
-    assert CacheSettings.default_port == 3001
-    assert CacheSettings.service_name == "cache"
+    assert service.port == 3001
+    assert service.name == "cache"
 
 
 async def test_openapi_lists_the_routes(client):

@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 from svc_core.testing import KeyPair, random_email, random_username
 from svc_customer import CustomerSettings, create_app
 from svc_customer.domain import Services
-from svc_customer.typedefs import SERVICES
+from svc_customer.parts import PARTS
 
 PASSWORD = "correct horse battery"
 
@@ -114,4 +114,4 @@ async def problem(resp: Any, status: int, code: str) -> dict[str, Any]:
 
 def services(client: TestClient[Any, Any]) -> Services:
     """The running app's parts (repository, sessions, throttles...)."""
-    return client.app[SERVICES]
+    return PARTS.of(client.app)

@@ -7,6 +7,7 @@ import asyncio
 import jwt
 import pytest
 
+from svc_core.redis import open_redis
 from svc_core.testing import eventually, random_username
 from tests.customer.conftest import PASSWORD, problem, register, services
 
@@ -208,12 +209,17 @@ async def test_the_lock_ends_window_seconds_after_the_fifth_failure(start):
     assert await eventually(can_log_in, timeout=3.0, interval=0.1)
 
 
-async def test_throttle_keys_are_prefixed_and_expire(client):
+async def test_throttle_keys_are_prefixed_and_expire(client, redis_admin_url):
     account = await register(client)
     for _ in range(5):
         await fail(client, account.username)
     redis = services(client).sessions.redis
-    keys = [key async for key in redis.scan_iter("*")]
+    # SCAN over the administrator's connection: the service's ACL user may not list keys.
+    admin = open_redis(redis_admin_url)
+    try:
+        keys = [key async for key in admin.scan_iter("*")]
+    finally:
+        await admin.aclose()
     throttle_keys = [k for k in keys if k.startswith("customer:throttle:login:")]
     assert len(throttle_keys) == 2  # the failures and the lock
     for key in throttle_keys:

@@ -7,6 +7,7 @@ import uuid
 
 import jwt
 
+from svc_core.redis import open_redis
 from svc_core.testing import eventually
 from svc_customer.sessions import digest
 from tests.customer.conftest import bearer, problem, register, services
@@ -123,28 +124,32 @@ async def test_logout_takes_no_body(client):
     assert (await client.get("/customers/me", headers=bearer(pair))).status == 200
 
 
-async def test_redis_holds_only_prefixed_expiring_keys_and_no_raw_token(client):
+async def test_redis_holds_only_prefixed_expiring_keys_and_no_raw_token(client, redis_admin_url):
     account = await register(client)
     pair = await account.login()
     pair = await (await refresh(client, pair["refresh_token"])).json()
     other = await account.login()
     await client.post("/auth/logout", headers=bearer(other))
     await client.post("/auth/login", json={"username": account.username, "password": "wrong-pw"})
-    redis = services(client).sessions.redis
     ttl_limit = 30 * 86400 * 1000  # REFRESH_TOKEN_TTL, the longest life of any key
     seen = []
-    async for key in redis.scan_iter("*"):
-        if key.startswith("auth:"):  # the chassis' revocation set and channel
-            continue
-        assert key.startswith("customer:"), key
-        assert 0 < await redis.pttl(key) <= ttl_limit, key
-        assert pair["refresh_token"] not in key
-        kind = await redis.type(key)
-        if kind == "string":
-            assert pair["refresh_token"] not in await redis.get(key)
-        elif kind == "hash":
-            assert pair["refresh_token"] not in str(await redis.hgetall(key))
-        seen.append(key.split(":")[1])
+    # Over the administrator's connection: the service's ACL user may not list keys (SCAN).
+    redis = open_redis(redis_admin_url)
+    try:
+        async for key in redis.scan_iter("*"):
+            if key.startswith("auth:"):  # the chassis' revocation set and channel
+                continue
+            assert key.startswith("customer:"), key
+            assert 0 < await redis.pttl(key) <= ttl_limit, key
+            assert pair["refresh_token"] not in key
+            kind = await redis.type(key)
+            if kind == "string":
+                assert pair["refresh_token"] not in await redis.get(key)
+            elif kind == "hash":
+                assert pair["refresh_token"] not in str(await redis.hgetall(key))
+            seen.append(key.split(":")[1])
+    finally:
+        await redis.aclose()
     assert {"session", "refresh", "revoked", "customer-sessions", "throttle"} <= set(seen)
 
 
@@ -156,3 +161,25 @@ async def test_logout_on_one_instance_is_enforced_by_another(start):
     assert (await first.post("/auth/logout", headers=bearer(pair))).status == 204
     assert await eventually(lambda: revoked(second, pair), timeout=1.0)  # api.md: within 1 s
     await problem(await refresh(second, pair["refresh_token"]), 401, "session_revoked")
+
+
+async def test_a_rotation_applied_twice_is_not_taken_for_reuse(client):
+    """The Redis client retries a command after a connection error; if the server had run the
+    rotation before the connection broke, running it again must not look like token theft."""
+    from svc_customer.sessions import PREFIX
+
+    pair = await (await register(client)).login()
+    store = services(client).sessions
+    old, new = digest(pair["refresh_token"]), digest("the-new-token")
+    args = {
+        "keys": [f"{PREFIX}refresh:{old}"],
+        "args": [PREFIX, old, new, store.refresh_ttl_ms, 1_000],
+    }
+    first = [str(part) for part in await store._rotate(**args)]
+    again = [str(part) for part in await store._rotate(**args)]
+    assert first[0] == "ok"
+    assert again == first
+    assert not await revoked(client, pair)
+    # A real second use (another new token) is still reuse.
+    args["args"][2] = digest("a-thief's-new-token")
+    assert str((await store._rotate(**args))[0]) == "reused"

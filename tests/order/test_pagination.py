@@ -141,3 +141,22 @@ async def test_status_filter(client, alice):
     assert seen == [ids[4], ids[0]]
     seen, _ = await walk(client, alice, limit=10, params={"status": "paid"})
     assert seen == []
+
+
+@pytest.mark.parametrize("mode", ["primary", "secondaryPreferred", "nearest"])
+async def test_the_list_reads_with_the_configured_read_preference(
+    aiohttp_client, make_settings, alice, monkeypatch, mode
+):
+    from svc_core.testing import record_list_reads
+    from svc_order import OrderSettings, create_app, repository
+
+    seen = record_list_reads(monkeypatch, repository)
+    client = await aiohttp_client(
+        create_app(make_settings(OrderSettings, mongo_read_preference=mode))
+    )
+    order = await create_order(client, alice)
+    resp = await client.get("/orders", headers=alice)
+    assert resp.status == 200
+    # the stand-in shares one store, so the list sees the write; on a replica set it may not yet
+    assert [o["id"] for o in (await resp.json())["items"]] == [order["id"]]
+    assert seen == [mode]

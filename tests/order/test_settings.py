@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from svc_core import SettingsError
-from svc_order import OrderSettings, create_app
+from svc_order import OrderSettings, create_app, service
 
 
 def test_defaults():
     settings = OrderSettings.from_env({})
-    assert (settings.service_name, settings.listen_port) == ("order", 3003)
+    assert (service.name, service.listen_port(settings)) == ("order", 3003)
     assert (settings.events_retry_after, settings.events_max_attempts) == (1.0, 5)
     assert settings.events_consumer == ""
 
@@ -18,9 +18,9 @@ def test_defaults():
 def test_event_settings_come_from_the_environment():
     settings = OrderSettings.from_env(
         {
-            "ORDER_EVENTS_RETRY_AFTER": "0.25",
-            "ORDER_EVENTS_MAX_ATTEMPTS": "9",
-            "ORDER_EVENTS_CONSUMER": "order-a",
+            "EVENTS_RETRY_AFTER": "0.25",
+            "EVENTS_MAX_ATTEMPTS": "9",
+            "EVENTS_CONSUMER": "order-a",
         }
     )
     assert (settings.events_retry_after, settings.events_max_attempts) == (0.25, 9)
@@ -28,12 +28,12 @@ def test_event_settings_come_from_the_environment():
 
 
 def test_a_bad_value_names_its_variable():
-    with pytest.raises(SettingsError, match="ORDER_EVENTS_MAX_ATTEMPTS"):
-        OrderSettings.from_env({"ORDER_EVENTS_MAX_ATTEMPTS": "many"})
+    with pytest.raises(SettingsError, match="EVENTS_MAX_ATTEMPTS"):
+        OrderSettings.from_env({"EVENTS_MAX_ATTEMPTS": "many"})
 
 
 def test_create_app_reads_the_environment_by_default(monkeypatch):
-    monkeypatch.setenv("ORDER_EVENTS_RETRY_AFTER", "0.5")
+    monkeypatch.setenv("EVENTS_RETRY_AFTER", "0.5")
     from svc_core import keys
 
     app = create_app()

@@ -163,3 +163,24 @@ async def test_patch_rejects(client, alice, payload, path):
     assert path in (await resp.json())["errors"]
     after = await (await client.get(f"/orders/{order['id']}", headers=alice)).json()
     assert after == order
+
+
+@pytest.mark.parametrize("field", ["name", "sku"])
+@pytest.mark.parametrize("char", ["\x00", "\n", "\u202e", "\u2069", "\x9b"])
+async def test_item_text_refuses_control_and_bidi_characters(client, alice, field, char):
+    resp = await client.post("/orders", json=with_item(**{field: f"A{char}B"}), headers=alice)
+    assert resp.status == 422
+    assert f"items.0.{field}" in (await resp.json())["errors"]
+
+
+async def test_openapi_publishes_what_the_validators_check(client):
+    spec = await (await client.get("/openapi.json")).json()
+    schemas = spec["components"]["schemas"]
+    currency = schemas["OrderCreate"]["properties"]["currency"]
+    assert "EUR" in currency["enum"]
+    assert "XAU" not in currency["enum"]
+    pattern = schemas["ItemIn"]["properties"]["sku"]["pattern"]
+    assert pattern.startswith("^")
+    assert pattern.endswith("$")
+    responses = spec["paths"]["/orders"]["post"]["responses"]
+    assert {"400", "401", "413", "415", "422"} <= set(responses)

@@ -14,9 +14,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from svc_core import keys
-from svc_payment.app import create_app
-from svc_payment.providers import Card, ChargeResult, SandboxProvider
-from svc_payment.settings import PaymentSettings
+from svc_payment import PaymentSettings, create_app
+from svc_payment.providers import PROVIDERS, Card, ChargeResult, SandboxProvider
 
 VISA = "4242424242424242"
 MASTERCARD = "5555555555554444"
@@ -98,9 +97,17 @@ async def order_stub(aiohttp_server: Any) -> OrderStub:
     return stub
 
 
+#: the name the test's provider is registered under (``PAYMENT_PROVIDER``)
+COUNTING = "counting"
+
+
 @pytest.fixture
-def provider() -> CountingProvider:
-    return CountingProvider()
+def provider(monkeypatch: pytest.MonkeyPatch) -> CountingProvider:
+    """The provider of every payment app the test starts: registered for the test only, and
+    named by the settings ``start_payment`` makes."""
+    counting = CountingProvider()
+    monkeypatch.setitem(PROVIDERS, COUNTING, lambda: counting)
+    return counting
 
 
 @pytest.fixture
@@ -125,10 +132,11 @@ def start_payment(
             "order_service_url": order_stub.url,
             "mongo_url": mongo_url,
             "outbox_poll_seconds": 0.05,
+            "payment_provider": COUNTING,
         }
         values.update(overrides)
         settings = make_settings(PaymentSettings, **values)
-        client: TestClient[Any, Any] = await aiohttp_client(create_app(settings, provider=provider))
+        client: TestClient[Any, Any] = await aiohttp_client(create_app(settings))
         return client
 
     return start

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from svc_core.contracts import PAYMENTS_STREAM
 from svc_core.testing import eventually
-from svc_payment.domain import PAYMENTS_STREAM
 from tests.payment.conftest import (
     DECLINED,
     INSUFFICIENT,

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from svc_core.contracts import ORDERS_STREAM, PAYMENTS_STREAM
 from svc_core.testing import eventually
-from svc_payment.domain import ORDERS_STREAM, PAYMENTS_STREAM
 from tests.payment.conftest import (
     CountingProvider,
     Customer,
@@ -170,3 +170,29 @@ async def test_rejection_of_a_payment_still_charging_is_retried(
 
     await eventually(refunded)
     assert len(provider.refund_calls) == 1
+
+
+async def test_malformed_rejection_is_parked_not_acted_on(
+    alice: Customer, order_stub: OrderStub, provider: CountingProvider, redis: Any
+) -> None:
+    payment = await (await alice.pay(order_stub.add(alice.sub)["id"])).json()
+    data = {"payment_id": payment["id"], "order_id": payment["order_id"]}  # no customer_id
+    await redis.xadd(
+        ORDERS_STREAM,
+        {
+            "type": "order.payment_rejected",
+            "event_id": f"{payment['id']}:order.payment_rejected",
+            "data": json.dumps(data),
+        },
+    )
+
+    async def parked() -> list[Any]:
+        entries: list[Any] = await redis.xrange(f"{ORDERS_STREAM}:dead")
+        return entries
+
+    dead = await eventually(parked)
+    assert len(dead) == 1
+    assert dead[0][1]["type"] == "order.payment_rejected"
+    got = await alice.client.get(f"/payments/{payment['id']}", headers=alice.auth)
+    assert (await got.json())["status"] == "succeeded"
+    assert provider.refund_calls == []

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from svc_core.contracts import PAYMENTS_STREAM
 from svc_core.testing import eventually
-from svc_payment.domain import PAYMENTS_STREAM
 from tests.payment.conftest import (
     DECLINED,
     CountingProvider,
@@ -187,3 +187,22 @@ async def test_unknown_query_parameter_is_422_after_the_404(
     got = await alice.client.get(f"/payments/{payment['id']}", headers=alice.auth)
     assert (await got.json())["status"] == "succeeded"  # the refund did not happen
     assert provider.refund_calls == []
+
+
+@pytest.mark.parametrize("mode", ["primary", "secondary"])
+async def test_the_list_reads_with_the_configured_read_preference(
+    start_payment: Any,
+    customer_for: Any,
+    order_stub: OrderStub,
+    monkeypatch: pytest.MonkeyPatch,
+    mode: str,
+) -> None:
+    from svc_core.testing import record_list_reads
+    from svc_payment import repository
+
+    seen = record_list_reads(monkeypatch, repository)
+    alice = customer_for(await start_payment(mongo_read_preference=mode))
+    payment = await _paid(alice, order_stub)
+    resp = await alice.client.get("/payments", headers=alice.auth)
+    assert [p["id"] for p in (await resp.json())["items"]] == [payment["id"]]
+    assert seen == [mode]

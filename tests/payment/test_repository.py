@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from svc_core import new_id, utcnow
-from svc_payment.repository import OrderAlreadyClaimed, Payments
+from svc_payment import domain
+from svc_payment.repository import OrderAlreadyClaimed, PaymentRepository
 from tests.payment.conftest import StartPayment, db
 
 
@@ -28,42 +29,49 @@ def _payment(order_id: str) -> dict[str, Any]:
 
 
 async def test_one_active_payment_per_order_is_enforced_by_the_index(client: Any) -> None:
-    payments = Payments(db(client))
+    payments = PaymentRepository(db(client))
     first = _payment("order-1")
     await payments.insert_processing(first)
     with pytest.raises(OrderAlreadyClaimed):
         await payments.insert_processing(_payment("order-1"))
     await payments.insert_processing(_payment("order-2"))  # another order is free
 
-    await payments.mark_failed(first["_id"], failure_code="card_declined", now=utcnow())
+    await payments.apply(
+        domain.FAIL, first["_id"], now=utcnow(), fields={"failure_code": "card_declined"}
+    )
     await payments.insert_processing(_payment("order-1"))  # a failed payment frees the order
 
 
 async def test_refunded_payment_frees_its_order(client: Any) -> None:
-    payments = Payments(db(client))
+    payments = PaymentRepository(db(client))
     first = _payment("order-1")
     await payments.insert_processing(first)
     event = {"stream": "s", "type": "t", "event_id": "e1", "data": {}}
-    await payments.mark_succeeded(first["_id"], reference="r", event=event, now=utcnow())
+    await payments.apply(
+        domain.SUCCEED, first["_id"], now=utcnow(), fields={"provider_ref": "r"}, event=event
+    )
     with pytest.raises(OrderAlreadyClaimed):
         await payments.insert_processing(_payment("order-1"))
-    assert await payments.begin_refund(first["_id"], utcnow()) is not None
-    assert await payments.begin_refund(first["_id"], utcnow()) is None  # only once
-    done = await payments.finish_refund(first["_id"], now=utcnow(), event=None)
+    assert await payments.apply(domain.BEGIN_REFUND, first["_id"], now=utcnow()) is not None
+    assert await payments.apply(domain.BEGIN_REFUND, first["_id"], now=utcnow()) is None  # once
+    done = await payments.apply(domain.FINISH_REFUND, first["_id"], now=utcnow())
+    assert done is not None
     assert done["status"] == "refunded"
     await payments.insert_processing(_payment("order-1"))
 
 
 async def test_marking_published_keeps_events_added_meanwhile(start_payment: StartPayment) -> None:
     client = await start_payment(outbox_relay=False)  # no relay racing this test
-    payments = Payments(db(client))
+    payments = PaymentRepository(db(client))
     doc = _payment("order-1")
     await payments.insert_processing(doc)
     first = {"stream": "s", "type": "a", "event_id": "e1", "data": {}}
-    await payments.mark_succeeded(doc["_id"], reference="r", event=first, now=utcnow())
-    await payments.begin_refund(doc["_id"], utcnow())
+    await payments.apply(
+        domain.SUCCEED, doc["_id"], now=utcnow(), fields={"provider_ref": "r"}, event=first
+    )
+    await payments.apply(domain.BEGIN_REFUND, doc["_id"], now=utcnow())
     second = {"stream": "s", "type": "b", "event_id": "e2", "data": {}}
-    await payments.finish_refund(doc["_id"], now=utcnow(), event=second)
+    await payments.apply(domain.FINISH_REFUND, doc["_id"], now=utcnow(), event=second)
 
     await payments.mark_published(doc["_id"], "e1")
     pending = await payments.with_pending_events(10)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from svc_core import SettingsError
-from svc_payment.settings import PaymentSettings
+from svc_payment import PaymentSettings, service
 
 PRODUCTION = {
     "ENVIRONMENT": "production",
@@ -27,7 +27,7 @@ def test_settings_from_the_environment() -> None:
     assert settings.order_service_url == "http://orders:3003"
     assert settings.idempotency_wait_seconds == 2.5
     assert settings.outbox_relay is False
-    assert settings.listen_port == 3004
+    assert service.listen_port(settings) == 3004
     assert settings.idempotency_ttl_seconds == 86400
     assert settings.describe()["idempotency_secret"] == "***"
 

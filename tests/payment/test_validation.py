@@ -59,6 +59,7 @@ def _expired() -> tuple[int, int]:
         ({"number": "4242 4242 4242 4242"}, "card.number"),
         ({"number": "4242424242424241"}, "card.number"),  # Luhn fails
         ({"number": "\uff14\uff12" * 8}, "card.number"),  # fullwidth digits
+        ({"number": "4242424242424242\n"}, "card.number"),  # trailing line feed
         ({"exp_month": 0}, "card.exp_month"),
         ({"exp_month": 13}, "card.exp_month"),
         ({"exp_month": "12"}, "card.exp_month"),
@@ -71,6 +72,7 @@ def _expired() -> tuple[int, int]:
         ({"cvc": "12345"}, "card.cvc"),
         ({"cvc": 123}, "card.cvc"),
         ({"cvc": "12a"}, "card.cvc"),
+        ({"cvc": "123\n"}, "card.cvc"),
         ({"brand": "visa"}, "card.brand"),
     ],
 )
@@ -154,3 +156,29 @@ async def test_unknown_query_parameter_is_422_and_stores_nothing(
     assert (await resp.json())["errors"] == {"x": ["Unknown query parameter."]}
     assert await db(client).idempotency_keys.count_documents({}) == 0
     assert provider.charge_calls == 0
+
+
+async def test_body_is_checked_before_the_key_and_neither_stores_anything(
+    alice: Customer, order_stub: OrderStub, provider: Any, client: Any
+) -> None:
+    order = order_stub.add(alice.sub)
+    bad_card = {"order_id": order["id"], "card": card("4242424242424241")}
+    both = await alice.client.post("/payments", json=bad_card, headers=alice.auth)  # no key
+    assert both.status == 422
+    assert "card.number" in (await both.json())["errors"]
+    key_only = await alice.client.post(
+        "/payments", json={"order_id": order["id"], "card": card()}, headers=alice.auth
+    )
+    assert key_only.status == 400
+    assert (await key_only.json())["code"] == "idempotency_key_missing"
+    assert await db(client).idempotency_keys.count_documents({}) == 0
+    assert provider.charge_calls == 0
+
+
+async def test_openapi_declares_the_required_idempotency_key(client):
+    spec = await (await client.get("/openapi.json")).json()
+    params = spec["paths"]["/payments"]["post"]["parameters"]
+    [key] = [p for p in params if p["in"] == "header"]
+    assert key["name"] == "Idempotency-Key"
+    assert key["required"] is True
+    assert (key["schema"]["minLength"], key["schema"]["maxLength"]) == (1, 255)

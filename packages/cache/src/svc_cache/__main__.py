@@ -1,14 +1,10 @@
-"""``python -m svc_cache``: settings from the environment, serve on port 3001."""
+"""``python -m svc_cache`` (or ``svc-cache``): settings from the environment, serve on 3001."""
 
 from __future__ import annotations
 
-from svc_cache.app import CacheSettings, create_app
-from svc_core import run
+from svc_cache.manifest import service
 
-
-def main() -> None:
-    run(CacheSettings, create_app)
-
+main = service.main
 
 if __name__ == "__main__":
     main()

@@ -4,12 +4,10 @@ a remaining lifetime is reported."""
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from svc_core import Conflict, PayloadTooLarge, ValidationFailed
 
-KEY_PATTERN = re.compile(r"[A-Za-z0-9:_.-]{1,200}")
 MAX_VALUE_BYTES = 65_536
 MAX_TTL_SECONDS = 2_592_000  # 30 days
 INT64_MIN = -(2**63)
@@ -27,13 +25,9 @@ class NotAnInteger(Conflict):
     code = "not_an_integer"
 
 
-def key_errors(key: str) -> dict[str, list[str]]:
-    """``{"key": [message]}`` when ``key`` is not a valid entry key, else ``{}``."""
-    # "." and ".." reach us only percent-encoded (literal ones are dot segments the URL parser
-    # removes); they stay invalid so no proxy or client can read a key as a path step.
-    if KEY_PATTERN.fullmatch(key) is None or key in (".", ".."):
-        return {"key": ["Must be 1-200 of A-Z a-z 0-9 : _ . - and not '.' or '..'."]}
-    return {}
+# "." and ".." reach us only percent-encoded (literal ones are dot segments the URL parser
+# removes); they stay invalid so no proxy or client can read a key as a path step.
+KEY_MESSAGE = "Must be 1-200 of A-Z a-z 0-9 : _ . - and not '.' or '..'."
 
 
 def encode_value(value: Any) -> str:

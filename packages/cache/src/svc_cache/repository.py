@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import AsyncIterator
 
-from aiohttp import web
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from svc_cache.domain import NotAnInteger
-from svc_core import keys
 
 PREFIX = "cache"
 
@@ -81,11 +78,3 @@ class CacheStore:
             raise NotAnInteger("The stored value is not an integer.")
         value, pttl = rest
         return Stored(str(value), int(pttl))
-
-
-STORE: web.AppKey[CacheStore] = web.AppKey("svc_cache_store", CacheStore)
-
-
-async def store_context(app: web.Application) -> AsyncIterator[None]:
-    app[STORE] = CacheStore(app[keys.REDIS])
-    yield

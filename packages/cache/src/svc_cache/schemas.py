@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
-from svc_cache.domain import INT64_MAX, INT64_MIN, MAX_TTL_SECONDS
-from svc_core import Int, Schema, fields, validate
+from svc_cache.domain import INT64_MAX, INT64_MIN, KEY_MESSAGE, MAX_TTL_SECONDS
+from svc_core import Int, Pattern, Schema, Str, fields, validate
+
+
+class KeyPath(Schema):
+    """The entry key in the path: 1-200 of ``[A-Za-z0-9:_.-]``, not ``.`` or ``..``."""
+
+    key = Str(
+        required=True,
+        validate=[
+            Pattern("[A-Za-z0-9:_.-]{1,200}", error=KEY_MESSAGE),
+            validate.NoneOf([".", ".."], error=KEY_MESSAGE),
+        ],
+    )
 
 
 class EntryPut(Schema):

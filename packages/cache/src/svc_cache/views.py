@@ -1,15 +1,20 @@
-"""Thin handlers: check the key and body, call the store, render the entry."""
+"""Thin handlers: the chassis has checked the key (422), loaded the entry where the route reads
+one (404) and validated the body (422); a handler calls the store and answers the entry.
+
+An entry's value is stored as JSON text and spliced into the response verbatim (never decoded
+and re-encoded, so large integers and key order come back exactly as stored): the one response
+here not dumped through its schema, which still describes it in ``/openapi.json``.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
-from svc_cache.domain import encode_value, key_errors, remaining_seconds, render_entry
-from svc_cache.repository import STORE
-from svc_cache.schemas import EntryOut, EntryPut, IncrBody
-from svc_core import NotFound, RouteTable, ValidationFailed, body, current_claims, query
+from svc_cache.domain import encode_value, remaining_seconds, render_entry
+from svc_cache.parts import PARTS
+from svc_cache.repository import CacheStore, Stored
+from svc_cache.schemas import EntryOut, EntryPut, IncrBody, KeyPath
+from svc_core import NotFound, RouteTable, body, current_claims, resource
 
 routes = RouteTable()
 
@@ -22,25 +27,8 @@ def _entry_response(key: str, value_json: str, ttl_seconds: int | None) -> web.R
     )
 
 
-def _key(request: web.Request) -> str:
-    key = request.match_info["key"]
-    errors = key_errors(key)
-    if errors:
-        raise ValidationFailed(errors)
-    return key
-
-
-async def _key_and_body(request: web.Request) -> tuple[str, dict[str, Any]]:
-    """The path key and the body, with both sets of problems in one 422."""
-    key = request.match_info["key"]
-    errors = key_errors(key)
-    try:
-        data = await body(request)
-    except ValidationFailed as exc:
-        raise ValidationFailed({**errors, **exc.errors}) from None
-    if errors:
-        raise ValidationFailed(errors)
-    return key, data
+def _store(request: web.Request) -> CacheStore:
+    return PARTS.of(request).store
 
 
 def _owner(request: web.Request) -> str:
@@ -48,45 +36,55 @@ def _owner(request: web.Request) -> str:
     return current_claims(request).sub
 
 
-@routes.get("/cache/{key}", response=EntryOut, errors=(404, 422, 503))
-async def get_entry(request: web.Request) -> web.Response:
-    """Read an entry."""
-    key = _key(request)
-    stored = await request.app[STORE].get(_owner(request), key)
+async def stored_entry(request: web.Request) -> Stored:
+    stored = await _store(request).get(_owner(request), request.match_info["key"])
     if stored is None:
         raise NotFound("No such cache entry.")
-    query(request)  # no parameters; after the 404, as the contract orders checks
+    return stored
+
+
+async def existing_key(request: web.Request) -> str:
+    key = request.match_info["key"]
+    if not await _store(request).exists(_owner(request), key):
+        raise NotFound("No such cache entry.")
+    return key
+
+
+@routes.get(
+    "/cache/{key}", path_params=KeyPath, load=stored_entry, response=EntryOut, errors=(404, 503)
+)
+async def get_entry(request: web.Request) -> web.Response:
+    """Read an entry."""
+    stored: Stored = resource(request)
+    key = request.match_info["key"]
     return _entry_response(key, stored.value_json, remaining_seconds(stored.pttl_ms))
 
 
-@routes.put("/cache/{key}", body=EntryPut, response=EntryOut, errors=(413, 503))
+@routes.put(
+    "/cache/{key}", path_params=KeyPath, body=EntryPut, response=EntryOut, errors=(413, 503)
+)
 async def put_entry(request: web.Request) -> web.Response:
     """Create or replace an entry."""
-    key, data = await _key_and_body(request)
-    query(request)
+    key, data = request.match_info["key"], body(request)
     value_json = encode_value(data["value"])
-    await request.app[STORE].put(_owner(request), key, value_json, data["ttl_seconds"])
+    await _store(request).put(_owner(request), key, value_json, data["ttl_seconds"])
     return _entry_response(key, value_json, data["ttl_seconds"])
 
 
-@routes.delete("/cache/{key}", status=204, errors=(404, 422, 503))
-async def delete_entry(request: web.Request) -> web.Response:
+@routes.delete(
+    "/cache/{key}", path_params=KeyPath, load=existing_key, status=204, errors=(404, 503)
+)
+async def delete_entry(request: web.Request) -> None:
     """Delete an entry."""
-    key = _key(request)
-    store, owner = request.app[STORE], _owner(request)
-    if not await store.exists(owner, key):
-        raise NotFound("No such cache entry.")
-    query(request)
-    await body(request)
-    if not await store.delete(owner, key):  # deleted by someone else meanwhile
-        raise NotFound("No such cache entry.")
-    return web.Response(status=204)
+    if not await _store(request).delete(_owner(request), resource(request)):
+        raise NotFound("No such cache entry.")  # deleted by someone else meanwhile
 
 
-@routes.post("/cache/{key}/incr", body=IncrBody, response=EntryOut, errors=(409, 503))
+@routes.post(
+    "/cache/{key}/incr", path_params=KeyPath, body=IncrBody, response=EntryOut, errors=(409, 503)
+)
 async def increment_entry(request: web.Request) -> web.Response:
     """Add to an integer entry (a missing one starts at 0), keeping its TTL."""
-    key, data = await _key_and_body(request)
-    query(request)
-    stored = await request.app[STORE].incr(_owner(request), key, data["by"])
+    key = request.match_info["key"]
+    stored = await _store(request).incr(_owner(request), key, body(request)["by"])
     return _entry_response(key, stored.value_json, remaining_seconds(stored.pttl_ms))

@@ -1,6 +1,6 @@
 """Customer service: registration, login, JWT issuing, sessions, profile."""
 
-from svc_customer.app import create_app
+from svc_customer.manifest import create_app, service
 from svc_customer.settings import CustomerSettings
 
-__all__ = ["CustomerSettings", "create_app"]
+__all__ = ["CustomerSettings", "create_app", "service"]

@@ -1,15 +1,10 @@
-"""python -m svc_customer: settings from the environment, then serve."""
+"""``python -m svc_customer`` (``svc-customer``): settings from the environment, serve on 3002."""
 
 from __future__ import annotations
 
-from svc_core import run
-from svc_customer.app import create_app
-from svc_customer.settings import CustomerSettings
+from svc_customer.manifest import service
 
-
-def main() -> None:
-    run(CustomerSettings, create_app)
-
+main = service.main
 
 if __name__ == "__main__":
     main()

@@ -2,12 +2,13 @@
 
 Handlers call these keyword-only functions with the service's parts (:class:`Services`) and
 render what they return; every refusal is a :class:`svc_core.Problem` the chassis renders.
+Where the handler audits the call, the function fills in the audit event (``audit``): who acted,
+on what, and a lockout as ``auth.throttled``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 from svc_core import (
     Claims,
@@ -17,9 +18,9 @@ from svc_core import (
     Problem,
     TooManyRequests,
     new_id,
-    to_rfc3339,
     utcnow,
 )
+from svc_core.audit import Event
 from svc_customer.passwords import PasswordHasher
 from svc_customer.repository import (
     Customer,
@@ -28,6 +29,7 @@ from svc_customer.repository import (
     normalise_email,
 )
 from svc_customer.sessions import SessionStore
+from svc_customer.settings import CustomerSettings
 from svc_customer.throttle import Throttle, Throttled
 from svc_customer.tokens import TokenIssuer
 
@@ -53,8 +55,15 @@ class RefreshTokenInvalid(Problem):
 
 
 class RefreshTokenReused(Problem):
+    """``sid`` and ``customer_id``: the session revoked for it (for the audit log, not shown)."""
+
     status = 401
     code = "refresh_token_reused"
+
+    def __init__(self, *, sid: str = "", customer_id: str = "") -> None:
+        super().__init__()
+        self.sid = sid
+        self.customer_id = customer_id
 
     def default_detail(self) -> str:
         return "This refresh token was already used; its session has been revoked."
@@ -98,6 +107,7 @@ def _conflict(exc: DuplicateField) -> Conflict:
 
 @dataclasses.dataclass(frozen=True)
 class Services:
+    settings: CustomerSettings
     customers: CustomerRepository
     hasher: PasswordHasher
     issuer: TokenIssuer
@@ -112,22 +122,7 @@ class TokenPair:
     refresh_token: str
     expires_in: int
 
-    def render(self) -> dict[str, Any]:
-        return {
-            "access_token": self.access_token,
-            "refresh_token": self.refresh_token,
-            "token_type": "Bearer",
-            "expires_in": self.expires_in,
-        }
-
-
-def render_profile(customer: Customer) -> dict[str, Any]:
-    return {
-        "id": customer["_id"],
-        "username": customer["username"],
-        "email": customer["email"],
-        "created_at": to_rfc3339(customer["created_at"]),
-    }
+    token_type = "Bearer"  # noqa: S105 - the token type, not a secret
 
 
 # --- use cases ------------------------------------------------------------------------------
@@ -153,8 +148,11 @@ def _throttle_subject(customer: Customer | None, identifier: str) -> str:
     return f"id:{customer['_id']}" if customer else f"name:{identifier.lower()}"
 
 
-async def login(svc: Services, *, identifier: str, password: str) -> TokenPair:
+async def login(svc: Services, *, identifier: str, password: str, audit: Event) -> TokenPair:
     customer = await svc.customers.find_by_identifier(identifier)
+    # The account, when the identifier names one; never the identifier itself (a password
+    # typed into the username field must not reach the audit log).
+    audit.about("customer", customer["_id"] if customer else None)
     try:
         async with svc.login_throttle.attempt(_throttle_subject(customer, identifier)) as attempt:
             # Always one bcrypt check (against a dummy hash for an unknown account).
@@ -166,13 +164,20 @@ async def login(svc: Services, *, identifier: str, password: str) -> TokenPair:
                 raise InvalidCredentials()
             attempt.succeeded()
     except Throttled as exc:
+        _throttled(audit, "login", exc)
         raise TooManyRequests(
             "Too many failed logins; try again later.",
             retry_after=exc.retry_after,
             code="login_throttled",
         ) from None
+    audit.by(customer["_id"])
     session = await svc.sessions.open(customer["_id"])
     return _pair(svc, customer, session.sid, session.refresh_token)
+
+
+def _throttled(audit: Event, kind: str, exc: Throttled) -> None:
+    audit.action = "auth.throttled"
+    audit.detail.update(kind=kind, retry_after=exc.retry_after)
 
 
 def _pair(svc: Services, customer: Customer, sid: str, refresh_token: str) -> TokenPair:
@@ -185,7 +190,7 @@ async def refresh(svc: Services, *, refresh_token: str) -> TokenPair:
     if rotation.status == "revoked":
         raise RefreshSessionRevoked()
     if rotation.status == "reused":
-        raise RefreshTokenReused()
+        raise RefreshTokenReused(sid=rotation.sid, customer_id=rotation.customer_id)
     if rotation.status != "ok":
         raise RefreshTokenInvalid()
     customer = await svc.customers.get(rotation.customer_id)
@@ -218,7 +223,9 @@ async def change_email(svc: Services, *, customer_id: str, email: str) -> Custom
     return customer
 
 
-async def change_password(svc: Services, *, claims: Claims, current: str, new: str) -> None:
+async def change_password(
+    svc: Services, *, claims: Claims, current: str, new: str, audit: Event
+) -> None:
     """Check the current password (throttled like login), store the new one, and revoke every
     other session of the customer; the caller's own session is kept."""
     customer = await profile(svc, customer_id=claims.sub)
@@ -226,9 +233,11 @@ async def change_password(svc: Services, *, claims: Claims, current: str, new: s
         async with svc.password_throttle.attempt(f"id:{customer['_id']}") as attempt:
             if not await svc.hasher.verify(current, customer["password_hash"]):
                 attempt.failed()
+                audit.outcome = "failure"  # a wrong password, not a policy's refusal
                 raise InvalidCurrentPassword()
             attempt.succeeded()
     except Throttled as exc:
+        _throttled(audit, "password_change", exc)
         raise TooManyRequests(
             "Too many wrong current passwords; try again later.",
             retry_after=exc.retry_after,
@@ -236,4 +245,5 @@ async def change_password(svc: Services, *, claims: Claims, current: str, new: s
         ) from None
     new_hash = await svc.hasher.hash(new)
     await svc.customers.set_password_hash(customer["_id"], new_hash, now=utcnow())
-    await svc.sessions.revoke_others(customer["_id"], keep=claims.sid)
+    revoked = await svc.sessions.revoke_others(customer["_id"], keep=claims.sid)
+    audit.detail["sessions_revoked"] = len(revoked)

@@ -8,9 +8,9 @@ from typing import Any
 
 from marshmallow import ValidationError, validates_schema
 
-from svc_core import Email, Schema, Str, fields, validate
+from svc_core import Email, Id, Pattern, Schema, Str, Timestamp, fields, validate
 
-USERNAME = r"^[A-Za-z0-9_.-]+\Z"  # \Z: "$" would let a trailing newline through
+USERNAME = Pattern("[A-Za-z0-9_.-]+", error="Only letters A-Z, digits and _ . - are allowed.")
 PASSWORD_LENGTH = validate.Length(min=8, max=128)  # code points, every one significant
 
 
@@ -23,7 +23,7 @@ class RegisterIn(Schema):
         required=True,
         validate=[
             validate.Length(min=3, max=32),
-            validate.Regexp(USERNAME, error="Only letters A-Z, digits and _ . - are allowed."),
+            USERNAME,
         ],
     )
     email = _email(required=True)
@@ -57,10 +57,10 @@ class PasswordChange(Schema):
 
 
 class ProfileOut(Schema):
-    id = fields.String(required=True)
+    id = Id(required=True)
     username = fields.String(required=True)
     email = fields.String(required=True)
-    created_at = fields.String(required=True, metadata={"format": "date-time"})
+    created_at = Timestamp(required=True)
 
 
 class TokenPairOut(Schema):

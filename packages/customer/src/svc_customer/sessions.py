@@ -34,6 +34,8 @@ from svc_core.auth import RevocationList, revoke_session
 PREFIX = "customer:"
 
 # KEYS[1]: customer:refresh:<old digest>. ARGV: prefix, old digest, new digest, ttl ms, now ms.
+# Safe to run twice with the same arguments (the Redis client retries after a connection error):
+# the new digest is random per rotation, so finding it current means this rotation already ran.
 _ROTATE = """
 local prefix, old, new = ARGV[1], ARGV[2], ARGV[3]
 local ttl, now = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -45,6 +47,7 @@ local fields = redis.call('HMGET', session, 'refresh', 'customer_id')
 local current, customer = fields[1], fields[2]
 if not current or not customer then return {'invalid'} end
 local owned = prefix .. 'customer-sessions:' .. customer
+if current == new then return {'ok', sid, customer} end -- this very rotation, run again
 if current ~= old then
   redis.call('DEL', session)
   redis.call('SET', prefix .. 'revoked:' .. sid, '1', 'PX', ttl)
@@ -132,6 +135,8 @@ class SessionStore:
         sid = rest[0] if rest else ""
         if status == "reused":
             await self._announce(sid)
+        if status == "reused":
+            return Rotation(status=status, sid=sid, customer_id=rest[1] if len(rest) > 1 else "")
         if status != "ok":
             return Rotation(status=status, sid=sid)
         return Rotation(status="ok", sid=sid, customer_id=rest[1], refresh_token=new_token)

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-from svc_core import Settings, SettingsError, env
+from svc_core import AuditSettings, AuthSettings, MongoSettings, SettingsError, env
 
 MAX_ACCESS_TOKEN_TTL = 900  # api.md: exp at most 15 minutes after iat
 
 
-class CustomerSettings(Settings):
-    service_name: ClassVar[str] = "customer"
-    default_port: ClassVar[int] = 3002
-
+class CustomerSettings(MongoSettings, AuthSettings, AuditSettings):
     jwt_private_key_file: Path | None = env(
         "JWT_PRIVATE_KEY_FILE", None, help="PEM (PKCS#8) RSA private key that signs access tokens"
     )

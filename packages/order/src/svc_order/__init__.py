@@ -1,6 +1,6 @@
 """Order service: orders and their state machine, paid and refunded by payment events."""
 
-from svc_order.app import create_app
+from svc_order.manifest import create_app, service
 from svc_order.settings import OrderSettings
 
-__all__ = ["OrderSettings", "create_app"]
+__all__ = ["OrderSettings", "create_app", "service"]

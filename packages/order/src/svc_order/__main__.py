@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from svc_core import run
-from svc_order.app import create_app
-from svc_order.settings import OrderSettings
+from svc_order.manifest import service
 
-
-def main() -> None:
-    run(OrderSettings, create_app)
-
+main = service.main
 
 if __name__ == "__main__":
     main()

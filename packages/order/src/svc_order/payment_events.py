@@ -2,6 +2,7 @@
 
 Consumed from ``events:payments`` in consumer group ``order`` (at least once, so every handler
 is idempotent: a duplicate finds the order already moved by the same payment and does nothing).
+Each event's data is checked against its contract in :mod:`svc_core.contracts`.
 
 - ``payment.succeeded``: the customer's pending order whose total and currency equal the amount
   paid, and whose ``updated_at`` is still the ``order_updated_at`` the payment was charged for
@@ -22,50 +23,32 @@ import logging
 from datetime import UTC
 from typing import Any
 
-import marshmallow as ma
 from aiohttp import web
 
-from svc_core import Event, Int, PermanentEventError, Str, keys, to_rfc3339, utcnow, validate
+from svc_core import Event, contracts, to_rfc3339, utcnow
+from svc_core.contracts import (
+    ORDER_CHANGED,
+    ORDER_PAYMENT_REJECTED,
+    ORDERS_STREAM,
+    PAYMENT_REFUNDED,
+    PAYMENT_SUCCEEDED,
+)
 from svc_order import domain
+from svc_order.parts import PARTS
 from svc_order.repository import Order, OrderRepository
 
 log = logging.getLogger("svc_order.events")
 
-PAYMENTS_STREAM = "events:payments"
-ORDERS_STREAM = "events:orders"
 CONSUMER_GROUP = "order"
-PAYMENT_SUCCEEDED = "payment.succeeded"
-PAYMENT_REFUNDED = "payment.refunded"
-PAYMENT_REJECTED = "order.payment_rejected"
-
-
-class PaymentEventData(ma.Schema):
-    """Fields beyond the contract are ignored, so the publisher may add some."""
-
-    class Meta:
-        unknown = ma.EXCLUDE
-
-    payment_id = Str(required=True, validate=validate.Length(min=1, max=200))
-    order_id = Str(required=True, validate=validate.Length(min=1, max=200))
-    customer_id = Str(required=True, validate=validate.Length(min=1, max=200))
-    amount = Int(required=True)
-    currency = Str(required=True)
-    #: the order's ``updated_at`` (as ``GET /orders/{id}`` rendered it) when the payment service
-    #: read it before charging; absent from older producers' events
-    order_updated_at = Str(validate=validate.Length(min=1, max=64))
 
 
 async def handle_payment_event(app: web.Application, event: Event) -> None:
     """Consumer entry point; raising leaves the event pending for a retry."""
     if event.type not in (PAYMENT_SUCCEEDED, PAYMENT_REFUNDED):
         return  # not ours to act on
-    try:
-        data: dict[str, Any] = PaymentEventData().load(event.data)
-    except ma.ValidationError as exc:
-        # A malformed event never becomes valid by retrying it: park it (events:payments:dead)
-        # for a person to look at, rather than retry it or drop it.
-        raise PermanentEventError(f"malformed {event.type} event: {exc.messages}") from None
-    orders = OrderRepository(app[keys.MONGO_DB])
+    # A malformed event is parked (events:payments:dead) for a person to look at.
+    data = contracts.incoming(event)
+    orders = PARTS.of(app).orders
     if event.type == PAYMENT_SUCCEEDED:
         await _payment_succeeded(app, orders, data)
     else:
@@ -136,16 +119,17 @@ async def _payment_succeeded(
         },
     )
     await orders.remember_rejected_payment(order_id, payment_id)
-    await app[keys.EVENTS].publish(
+    rejection = {
+        "payment_id": payment_id,
+        "order_id": order_id,
+        "customer_id": data["customer_id"],
+        "reason": ORDER_CHANGED,
+    }
+    await PARTS.of(app).events.publish(
         ORDERS_STREAM,
-        PAYMENT_REJECTED,
-        {
-            "payment_id": payment_id,
-            "order_id": order_id,
-            "customer_id": data["customer_id"],
-            "reason": "order_changed",
-        },
-        event_id=f"{payment_id}:{PAYMENT_REJECTED}",
+        ORDER_PAYMENT_REJECTED,
+        contracts.outgoing(ORDER_PAYMENT_REJECTED, rejection),
+        event_id=contracts.event_id(payment_id, ORDER_PAYMENT_REJECTED),
     )
 
 

@@ -29,8 +29,11 @@ Order = dict[str, Any]
 
 
 class OrderRepository:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, reads: Database | None = None) -> None:
         self.orders = db[COLLECTION]
+        # the list may come from a secondary (MONGO_READ_PREFERENCE); by-id reads stay on the
+        # primary, so an order just written is always found
+        self.listed = (reads if reads is not None else db)[COLLECTION]
 
     async def insert(self, order: Order) -> Order:
         await self.orders.insert_one(order)
@@ -47,12 +50,11 @@ class OrderRepository:
         status: str | None,
         limit: int,
         cursor: str | None,
-        render: Any,
     ) -> dict[str, Any]:
         filter: dict[str, Any] = {"customer_id": customer_id}
         if status is not None:
             filter["status"] = status
-        return await find_page(self.orders, filter, limit=limit, cursor=cursor, render=render)
+        return await find_page(self.listed, filter, limit=limit, cursor=cursor)
 
     async def revise(
         self,

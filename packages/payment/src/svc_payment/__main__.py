@@ -1,13 +1,10 @@
-"""``python -m svc_payment``: settings from the environment, serve on PORT (default 3004)."""
+"""``python -m svc_payment`` (or ``svc-payment``): settings from the environment, serve on 3004."""
 
-from svc_core import run
-from svc_payment.app import create_app
-from svc_payment.settings import PaymentSettings
+from __future__ import annotations
 
+from svc_payment.manifest import service
 
-def main() -> None:
-    run(PaymentSettings, create_app)
-
+main = service.main
 
 if __name__ == "__main__":
     main()

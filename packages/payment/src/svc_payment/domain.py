@@ -1,36 +1,74 @@
-"""The payment rules: card checks, brands, statuses and the events a payment emits.
+"""The payment rules: its states and the transitions between them, card checks, brands, and the
+events a payment emits.
 
-Statuses a client sees: ``succeeded``, ``failed``, ``refunded``. Two more exist only in storage:
-``processing`` (the provider is being called; never shown) and ``refunding`` (a refund is at the
-provider; shown as ``succeeded`` until it completes).
+The state machine lives here and only here::
+
+    processing --succeed--> succeeded --begin_refund--> refunding --finish_refund--> refunded
+    processing --fail--> failed            refunding --abort_refund--> succeeded
+
+``processing`` (the provider is being called) is never shown; ``refunding`` (a refund is at the
+provider) is shown as ``succeeded`` until it completes. A client sees ``succeeded``, ``failed``
+and ``refunded`` (:data:`PUBLIC_STATUS`).
+
+``repository.PaymentRepository.apply`` carries a transition out as one conditional update
+filtered on the expected source state, so two racing transitions can never both win; the update
+also records the transition's event in the payment's outbox, so a change and its event never
+part (see :mod:`svc_payment.outbox`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+from enum import StrEnum
 from typing import Any
 
-PAYMENTS_STREAM = "events:payments"
-ORDERS_STREAM = "events:orders"
-CONSUMER_GROUP = "payment"
+from svc_core import contracts, tracing
 
-PAYMENT_SUCCEEDED = "payment.succeeded"
-PAYMENT_REFUNDED = "payment.refunded"
-ORDER_PAYMENT_REJECTED = "order.payment_rejected"
 
-PROCESSING = "processing"
-SUCCEEDED = "succeeded"
-FAILED = "failed"
-REFUNDING = "refunding"
-REFUNDED = "refunded"
+class Status(StrEnum):
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    REFUNDING = "refunding"
+    REFUNDED = "refunded"
+
 
 #: statuses stored once the provider has answered; ``processing`` payments are not shown
-VISIBLE_STATUSES = (SUCCEEDED, FAILED, REFUNDING, REFUNDED)
-#: what a client sees for each stored status
-PUBLIC_STATUS = {SUCCEEDED: SUCCEEDED, FAILED: FAILED, REFUNDING: SUCCEEDED, REFUNDED: REFUNDED}
+VISIBLE_STATUSES = frozenset({Status.SUCCEEDED, Status.FAILED, Status.REFUNDING, Status.REFUNDED})
+#: what a client sees for each visible status
+PUBLIC_STATUS = {
+    Status.SUCCEEDED: Status.SUCCEEDED,
+    Status.FAILED: Status.FAILED,
+    Status.REFUNDING: Status.SUCCEEDED,
+    Status.REFUNDED: Status.REFUNDED,
+}
+#: statuses in which a payment holds its order (``active: true``): no second payment may start
+HOLDS_ORDER = frozenset({Status.PROCESSING, Status.SUCCEEDED, Status.REFUNDING})
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Transition:
+    name: str
+    source: Status
+    target: Status
+    #: the field that records when it happened, if any
+    stamp: str | None = None
+
+    @property
+    def releases_order(self) -> bool:
+        """After it the order may be paid again (the payment drops ``active``)."""
+        return self.source in HOLDS_ORDER and self.target not in HOLDS_ORDER
+
+
+SUCCEED = Transition("succeed", Status.PROCESSING, Status.SUCCEEDED)
+FAIL = Transition("fail", Status.PROCESSING, Status.FAILED)
+BEGIN_REFUND = Transition("begin_refund", Status.SUCCEEDED, Status.REFUNDING)
+ABORT_REFUND = Transition("abort_refund", Status.REFUNDING, Status.SUCCEEDED)
+FINISH_REFUND = Transition("finish_refund", Status.REFUNDING, Status.REFUNDED, "refunded_at")
 
 #: the failure code of a payment refunded because the order changed under it
-ORDER_CHANGED = "order_changed"
+ORDER_CHANGED = contracts.ORDER_CHANGED
 #: the failure code when the provider could not be reached or answered nonsense
 PROCESSING_ERROR = "processing_error"
 
@@ -70,31 +108,64 @@ def card_expired(exp_month: int, exp_year: int, now: dt.datetime) -> bool:
     return (exp_year, exp_month) < (now.year, now.month)
 
 
-def event_data(payment: dict[str, Any]) -> dict[str, Any]:
-    """Data of ``payment.succeeded`` / ``payment.refunded``: a contract with the order service."""
+def new_payment(
+    *,
+    payment_id: str,
+    customer_id: str,
+    order_id: str,
+    amount: int,
+    currency: str,
+    order_updated_at: str,
+    brand: str,
+    last4: str,
+    provider: str,
+    now: dt.datetime,
+) -> dict[str, Any]:
+    """A payment about to claim its order before the provider is called (the repository stores
+    it as ``processing``)."""
     return {
-        "payment_id": payment["_id"],
-        "order_id": payment["order_id"],
-        "customer_id": payment["customer_id"],
-        "amount": payment["amount"],
-        "currency": payment["currency"],
+        "_id": payment_id,
+        "customer_id": customer_id,
+        "order_id": order_id,
+        "amount": amount,
+        "currency": currency,
+        # the version of the order that was charged (sent back in payment.succeeded; never shown)
+        "order_updated_at": order_updated_at,
+        "card": {"brand": brand, "last4": last4},
+        "failure_code": None,
+        "provider": provider,
+        "provider_ref": None,
+        "outbox": [],
+        "created_at": now,
+        "updated_at": now,
     }
 
 
 def outbox_event(payment: dict[str, Any], type: str) -> dict[str, Any]:
-    """An event waiting in the payment document until the relay has published it.
+    """An event waiting in the payment document until the relay has published it: its data is
+    the contract of ``type`` (:mod:`svc_core.contracts`).
 
     ``payment.succeeded`` also carries ``order_updated_at``, the order's ``updated_at`` as read
     before the charge: the order service rejects the payment if the order changed since, even
     to the same total. (Payments stored before the field existed have none; the order service
     then checks total and currency only.)
     """
-    data = event_data(payment)
-    if type == PAYMENT_SUCCEEDED and payment.get("order_updated_at") is not None:
-        data["order_updated_at"] = payment["order_updated_at"]
-    return {
-        "stream": PAYMENTS_STREAM,
-        "type": type,
-        "event_id": f"{payment['_id']}:{type}",
-        "data": data,
+    data = {
+        "payment_id": payment["_id"],
+        "order_id": payment["order_id"],
+        "customer_id": payment["customer_id"],
+        "amount": payment["amount"],
+        "currency": payment["currency"],
     }
+    if type == contracts.PAYMENT_SUCCEEDED and payment.get("order_updated_at") is not None:
+        data["order_updated_at"] = payment["order_updated_at"]
+    event = {
+        "stream": contracts.PAYMENTS_STREAM,
+        "type": type,
+        "event_id": contracts.event_id(payment["_id"], type),
+        "data": contracts.outgoing(type, data),
+    }
+    trace = tracing.carrier()  # the request's trace, continued when the relay publishes
+    if trace:
+        event["trace"] = trace
+    return event

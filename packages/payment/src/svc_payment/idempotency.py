@@ -7,6 +7,9 @@
 - Requests are compared by an HMAC of their canonical JSON body: no card data is kept for it.
 - Outcomes that are the request's answer (201, 402, 404, 409) are stored; anything else (a
   dependency down, a bug) releases the key so the client may retry it.
+- The first request's answer goes out as any other (its value rendered by the route's response
+  schema, or its problem); a replay is the stored status and body, unchanged, as a response of
+  its own with ``Idempotent-Replayed: true``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -31,13 +34,14 @@ MAX_KEY_LENGTH = 255
 STORED_PROBLEM_STATUSES = frozenset({402, 404, 409})
 POLL_SECONDS = 0.05
 
+T = TypeVar("T")
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Outcome:
     status: int
     body: dict[str, Any]
     content_type: str = "application/json"
-    replayed: bool = False
 
     def stored(self) -> dict[str, Any]:
         return {"status": self.status, "body": self.body, "content_type": self.content_type}
@@ -46,10 +50,13 @@ class Outcome:
     def from_problem(cls, problem: Problem, request_id: str) -> Outcome:
         return cls(problem.instance_status, problem.body(request_id), PROBLEM_CONTENT_TYPE)
 
-    def response(self) -> web.Response:
-        headers = {"Idempotent-Replayed": "true"} if self.replayed else None
+    def replay(self) -> web.Response:
+        """The stored answer again, exactly as it was, marked as a replay."""
         return web.json_response(
-            self.body, status=self.status, content_type=self.content_type, headers=headers
+            self.body,
+            status=self.status,
+            content_type=self.content_type,
+            headers={"Idempotent-Replayed": "true"},
         )
 
 
@@ -87,17 +94,28 @@ class Idempotency:
         key: str,
         body: Any,
         request_id: str,
-        action: Callable[[], Awaitable[Outcome]],
-    ) -> Outcome:
-        """Run ``action`` once for (customer, key); replay its outcome for every duplicate."""
+        action: Callable[[], Awaitable[T]],
+        status: int,
+        render: Callable[[T], dict[str, Any]],
+    ) -> T | web.Response:
+        """Run ``action`` once for (customer, key) and store its outcome: ``render(value)`` with
+        ``status``, or the problem it raised. The first request gets ``action``'s value (or its
+        problem, raised); every duplicate gets the stored outcome as a replayed response."""
         deadline = asyncio.get_running_loop().time() + self.wait
         digest = fingerprint(self.secret, body)
         while True:
             if await self.keys.claim(customer_id, key, digest, now=utcnow(), ttl=self.ttl):
-                return await self._run(customer_id, key, request_id, action)
+                # Shielded: a request cancelled mid-way (client gone, shutdown) still finishes
+                # its charge and records the outcome, so a retry replays it instead of meeting
+                # a half-done claim.
+                settling = self._settle(customer_id, key, request_id, action, status, render)
+                settled = await asyncio.shield(settling)
+                if isinstance(settled, Problem):
+                    raise settled
+                return settled
             outcome = await self._wait_for_first(customer_id, key, digest, deadline)
             if outcome is not None:
-                return outcome
+                return outcome.replay()
             # The first request left nothing to replay (released, or expired): claim it anew.
 
     async def _wait_for_first(
@@ -121,9 +139,7 @@ class Idempotency:
                 )
             if record["state"] == "completed":
                 stored = record["response"]
-                return Outcome(
-                    stored["status"], stored["body"], stored["content_type"], replayed=True
-                )
+                return Outcome(stored["status"], stored["body"], stored["content_type"])
             if loop.time() >= deadline:
                 raise Conflict(
                     "A request with this Idempotency-Key is still running; retry later.",
@@ -131,33 +147,29 @@ class Idempotency:
                 )
             await asyncio.sleep(min(POLL_SECONDS, max(0.0, deadline - loop.time())))
 
-    async def _run(
-        self,
-        customer_id: str,
-        key: str,
-        request_id: str,
-        action: Callable[[], Awaitable[Outcome]],
-    ) -> Outcome:
-        # Shielded: a request cancelled mid-way (client gone, shutdown) still finishes its charge
-        # and records the outcome, so a retry replays it instead of meeting a half-done claim.
-        return await asyncio.shield(self._settle(customer_id, key, request_id, action))
-
     async def _settle(
         self,
         customer_id: str,
         key: str,
         request_id: str,
-        action: Callable[[], Awaitable[Outcome]],
-    ) -> Outcome:
+        action: Callable[[], Awaitable[T]],
+        status: int,
+        render: Callable[[T], dict[str, Any]],
+    ) -> T | Problem:
+        """``action``'s value, or the problem it raised that is its answer (stored either way)."""
         try:
-            outcome = await action()
+            value = await action()
+            outcome = Outcome(status, render(value))
         except Problem as problem:
             if problem.instance_status not in STORED_PROBLEM_STATUSES:
                 await self.keys.release(customer_id, key)
                 raise
-            outcome = Outcome.from_problem(problem, request_id)
+            await self.keys.complete(
+                customer_id, key, Outcome.from_problem(problem, request_id).stored()
+            )
+            return problem
         except BaseException:
             await self.keys.release(customer_id, key)
             raise
         await self.keys.complete(customer_id, key, outcome.stored())
-        return outcome
+        return value

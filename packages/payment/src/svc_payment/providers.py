@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
+from collections.abc import Callable
 from typing import ClassVar, Protocol
 
-from svc_payment.domain import card_brand
-
-SUCCEEDED = "succeeded"
-FAILED = "failed"
+from svc_payment.domain import Status, card_brand
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -35,17 +33,14 @@ class Card:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ChargeResult:
-    status: str  # "succeeded" or "failed"
+    #: ``Status.SUCCEEDED`` or ``Status.FAILED``: the status the payment takes
+    status: Status
     failure_code: str | None = None
     reference: str | None = None
 
     @property
     def succeeded(self) -> bool:
-        return self.status == SUCCEEDED
-
-
-class ProviderError(Exception):
-    """The provider could not be reached or did not give an answer."""
+        return self.status == Status.SUCCEEDED
 
 
 class PaymentProvider(Protocol):
@@ -77,21 +72,24 @@ class SandboxProvider:
     async def charge(self, amount: int, currency: str, card: Card) -> ChargeResult:
         code = self.DECLINES.get(card.number)
         if code is not None:
-            return ChargeResult(FAILED, failure_code=code)
+            return ChargeResult(Status.FAILED, failure_code=code)
         reference = f"sbx_{secrets.token_hex(12)}"
         self.charges[reference] = amount
-        return ChargeResult(SUCCEEDED, reference=reference)
+        return ChargeResult(Status.SUCCEEDED, reference=reference)
 
     async def refund(self, reference: str) -> None:
         # References from before a restart are unknown to this in-memory sandbox; accept them.
         self.refunded.add(reference)
 
 
-PROVIDERS: dict[str, type[SandboxProvider]] = {"sandbox": SandboxProvider}
+#: The providers ``PAYMENT_PROVIDER`` may name: name -> a factory called once at startup.
+#: A real provider registers here; a test registers its own under a name of its own.
+PROVIDERS: dict[str, Callable[[], PaymentProvider]] = {"sandbox": SandboxProvider}
 
 
 def make_provider(name: str) -> PaymentProvider:
     try:
-        return PROVIDERS[name]()
+        factory = PROVIDERS[name]
     except KeyError:
         raise ValueError(f"PAYMENT_PROVIDER: unknown provider {name!r}") from None
+    return factory()

@@ -11,21 +11,15 @@ events written in the same update that changed the status, until the relay has p
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 from typing import Any
 
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from svc_core import Index
+from svc_core import Index, find_page
 from svc_core.mongo import Database
-from svc_payment.domain import (
-    FAILED,
-    PROCESSING,
-    REFUNDED,
-    REFUNDING,
-    SUCCEEDED,
-    VISIBLE_STATUSES,
-)
+from svc_payment.domain import VISIBLE_STATUSES, Status, Transition
 
 Doc = dict[str, Any]
 
@@ -58,132 +52,130 @@ class OrderAlreadyClaimed(Exception):
     """Another payment of this order is in flight or has succeeded."""
 
 
-def _visible(filter: Doc) -> Doc:
-    return {**filter, "status": {"$in": list(VISIBLE_STATUSES)}}
+_VISIBLE = {"$in": sorted(s.value for s in VISIBLE_STATUSES)}
 
 
-class Payments:
-    def __init__(self, db: Database) -> None:
-        self.collection = db.payments
+class PaymentRepository:
+    def __init__(self, db: Database, *, reads: Database | None = None) -> None:
+        self._payments = db.payments
+        # the list may come from a secondary (MONGO_READ_PREFERENCE); everything else, the
+        # state machine and the outbox above all, reads the primary
+        self._listed = (reads if reads is not None else db).payments
 
     async def get(self, payment_id: str) -> Doc | None:
-        return await self.collection.find_one({"_id": payment_id})
+        return await self._payments.find_one({"_id": payment_id})
 
     async def get_visible(self, payment_id: str, customer_id: str) -> Doc | None:
-        return await self.collection.find_one(
-            _visible({"_id": payment_id, "customer_id": customer_id})
+        """The customer's payment, unless it is still ``processing`` (never shown)."""
+        return await self._payments.find_one(
+            {"_id": payment_id, "customer_id": customer_id, "status": _VISIBLE}
         )
 
-    def page_filter(self, customer_id: str, order_id: str | None) -> Doc:
+    async def page(
+        self, *, customer_id: str, order_id: str | None, limit: int, cursor: str | None
+    ) -> Doc:
+        """One page of the customer's visible payments, newest first (optionally of one order)."""
         filter: Doc = {"customer_id": customer_id}
         if order_id is not None:
             filter["order_id"] = order_id
-        return _visible(filter)
+        filter["status"] = _VISIBLE
+        return await find_page(self._listed, filter, limit=limit, cursor=cursor)
 
     async def order_is_claimed(self, order_id: str) -> bool:
-        return await self.collection.find_one({"order_id": order_id, "active": True}) is not None
+        return await self._payments.find_one({"order_id": order_id, "active": True}) is not None
 
     async def insert_processing(self, payment: Doc) -> None:
-        """Claim the order for ``payment`` before the provider is called."""
+        """Store ``payment`` as ``processing``, claiming its order before the provider is called;
+        :class:`OrderAlreadyClaimed` when another payment holds it."""
         try:
-            await self.collection.insert_one({**payment, "status": PROCESSING, "active": True})
+            await self._payments.insert_one(
+                {**payment, "status": Status.PROCESSING.value, "active": True}
+            )
         except DuplicateKeyError:
             raise OrderAlreadyClaimed(payment["order_id"]) from None
 
-    async def mark_succeeded(
-        self, payment_id: str, *, reference: str | None, event: Doc, now: dt.datetime
-    ) -> Doc:
-        return await self._transition(
-            {"_id": payment_id, "status": PROCESSING},
-            {
-                "$set": {
-                    "status": SUCCEEDED,
-                    "provider_ref": reference,
-                    "updated_at": now,
-                    "outbox_pending": True,
-                },
-                "$push": {"outbox": event},
-            },
-        )
-
-    async def mark_failed(self, payment_id: str, *, failure_code: str, now: dt.datetime) -> Doc:
-        return await self._transition(
-            {"_id": payment_id, "status": PROCESSING},
-            {
-                "$set": {"status": FAILED, "failure_code": failure_code, "updated_at": now},
-                "$unset": {"active": ""},
-            },
-        )
-
-    async def begin_refund(self, payment_id: str, now: dt.datetime) -> Doc | None:
-        """``succeeded`` → ``refunding`` atomically; None when the payment was not succeeded."""
-        result: Doc | None = await self.collection.find_one_and_update(
-            {"_id": payment_id, "status": SUCCEEDED},
-            {"$set": {"status": REFUNDING, "updated_at": now}},
+    async def apply(
+        self,
+        transition: Transition,
+        payment_id: str,
+        *,
+        now: dt.datetime,
+        fields: Doc | None = None,
+        event: Doc | None = None,
+    ) -> Doc | None:
+        """Carry out ``transition`` as one conditional update: only from its source status, so
+        of two racing transitions one wins. Also sets ``fields``, drops ``active`` when the
+        transition frees the order, and records ``event`` in the outbox in the same write.
+        The payment after it, or None when it was not in the source status."""
+        set_: Doc = {**(fields or {}), "status": transition.target.value, "updated_at": now}
+        if transition.stamp is not None:
+            set_[transition.stamp] = now
+        update: Doc = {"$set": set_}
+        if transition.releases_order:
+            update["$unset"] = {"active": ""}
+        if event is not None:
+            set_["outbox_pending"] = True
+            update["$push"] = {"outbox": {**event, "at": now}}  # "at": the backlog's age
+        result: Doc | None = await self._payments.find_one_and_update(
+            {"_id": payment_id, "status": transition.source.value},
+            update,
             return_document=ReturnDocument.AFTER,
         )
         return result
 
-    async def abort_refund(self, payment_id: str, now: dt.datetime) -> None:
-        await self.collection.update_one(
-            {"_id": payment_id, "status": REFUNDING},
-            {"$set": {"status": SUCCEEDED, "updated_at": now}},
-        )
-
-    async def finish_refund(
-        self,
-        payment_id: str,
-        *,
-        now: dt.datetime,
-        event: Doc | None,
-        failure_code: str | None = None,
-    ) -> Doc:
-        update: Doc = {
-            "$set": {"status": REFUNDED, "refunded_at": now, "updated_at": now},
-            "$unset": {"active": ""},
-        }
-        if failure_code is not None:
-            update["$set"]["failure_code"] = failure_code
-        if event is not None:
-            update["$set"]["outbox_pending"] = True
-            update["$push"] = {"outbox": event}
-        return await self._transition({"_id": payment_id, "status": REFUNDING}, update)
-
-    async def _transition(self, filter: Doc, update: Doc) -> Doc:
-        doc: Doc | None = await self.collection.find_one_and_update(
-            filter, update, return_document=ReturnDocument.AFTER
-        )
-        if doc is None:  # the status moved under us: a bug, never a client error
-            raise RuntimeError(f"payment {filter['_id']} is not {filter['status']}")
-        return doc
-
     # --- outbox ------------------------------------------------------------------------------
 
     async def with_pending_events(self, limit: int) -> list[Doc]:
-        cursor = self.collection.find({"outbox_pending": True}, {"outbox": 1}).sort("updated_at", 1)
+        cursor = self._payments.find({"outbox_pending": True}, {"outbox": 1}).sort("updated_at", 1)
         docs: list[Doc] = await cursor.limit(limit).to_list(None)
         return docs
 
+    async def outbox_backlog(self) -> tuple[int, dt.datetime | None]:
+        """How many events wait to be published, and when the oldest was written (None: none).
+        One aggregation over the pending documents (the ``outbox_pending`` partial index)."""
+        cursor: Any = self._payments.aggregate(
+            [
+                {"$match": {"outbox_pending": True}},
+                {
+                    "$group": {
+                        "_id": None,
+                        "events": {"$sum": {"$size": "$outbox"}},
+                        "oldest": {"$min": {"$min": "$outbox.at"}},
+                        # events written before "at" existed: their payment's last change
+                        "updated": {"$min": "$updated_at"},
+                    }
+                },
+            ]
+        )
+        if inspect.isawaitable(cursor):  # PyMongo's async client; the stand-in's is not
+            cursor = await cursor
+        found: list[Doc] = await cursor.to_list(None)
+        if not found:
+            return 0, None
+        times = [t for t in (found[0].get("oldest"), found[0].get("updated")) if t is not None]
+        oldest = min((t if t.tzinfo else t.replace(tzinfo=dt.UTC) for t in times), default=None)
+        return int(found[0]["events"]), oldest
+
     async def mark_published(self, payment_id: str, event_id: str) -> None:
-        await self.collection.update_one(
+        await self._payments.update_one(
             {"_id": payment_id}, {"$pull": {"outbox": {"event_id": event_id}}}
         )
         # Cleared only when nothing is left, so an event pushed meanwhile keeps the flag.
-        await self.collection.update_one(
+        await self._payments.update_one(
             {"_id": payment_id, "outbox": {"$size": 0}}, {"$unset": {"outbox_pending": ""}}
         )
 
 
 class IdempotencyKeys:
     def __init__(self, db: Database) -> None:
-        self.collection = db.idempotency_keys
+        self._keys = db.idempotency_keys
 
     async def claim(
         self, customer_id: str, key: str, fingerprint: str, *, now: dt.datetime, ttl: int
     ) -> bool:
         """Insert the key as in progress; False when it already exists."""
         try:
-            await self.collection.insert_one(
+            await self._keys.insert_one(
                 {
                     "customer_id": customer_id,
                     "key": key,
@@ -198,20 +190,20 @@ class IdempotencyKeys:
         return True
 
     async def get(self, customer_id: str, key: str) -> Doc | None:
-        return await self.collection.find_one({"customer_id": customer_id, "key": key})
+        return await self._keys.find_one({"customer_id": customer_id, "key": key})
 
     async def complete(self, customer_id: str, key: str, response: Doc) -> None:
-        await self.collection.update_one(
+        await self._keys.update_one(
             {"customer_id": customer_id, "key": key, "state": "in_progress"},
             {"$set": {"state": "completed", "response": response}},
         )
 
     async def release(self, customer_id: str, key: str) -> None:
         """Forget an in-progress key whose request ended without an outcome to replay."""
-        await self.collection.delete_one(
+        await self._keys.delete_one(
             {"customer_id": customer_id, "key": key, "state": "in_progress"}
         )
 
     async def drop_expired(self, record_id: Any, now: dt.datetime) -> None:
         """Remove a record past its expiry that the TTL monitor has not reaped yet."""
-        await self.collection.delete_one({"_id": record_id, "expires_at": {"$lte": now}})
+        await self._keys.delete_one({"_id": record_id, "expires_at": {"$lte": now}})

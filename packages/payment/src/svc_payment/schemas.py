@@ -6,8 +6,20 @@ from typing import Any
 
 from marshmallow import ValidationError
 
-from svc_core import Int, PageQuery, Schema, Str, ValidationFailed, fields, utcnow, validate
-from svc_payment.domain import BRANDS, card_expired, luhn_valid
+from svc_core import (
+    Id,
+    Int,
+    PageQuery,
+    Pattern,
+    Schema,
+    Str,
+    Timestamp,
+    ValidationFailed,
+    fields,
+    utcnow,
+    validate,
+)
+from svc_payment.domain import BRANDS, PUBLIC_STATUS, Status, card_expired, luhn_valid
 
 ORDER_ID = validate.Length(min=1, max=128)
 
@@ -21,7 +33,7 @@ class CardIn(Schema):
     number = Str(
         required=True,
         validate=[
-            validate.Regexp(r"^[0-9]{12,19}\Z", error="Must be 12 to 19 digits."),
+            Pattern("[0-9]{12,19}", error="Must be 12 to 19 digits."),
             _luhn,
         ],
     )
@@ -29,9 +41,7 @@ class CardIn(Schema):
     exp_year = Int(
         required=True, validate=validate.Range(min=1000, max=9999, error="Must be 4 digits.")
     )
-    cvc = Str(
-        required=True, validate=validate.Regexp(r"^[0-9]{3,4}\Z", error="Must be 3 or 4 digits.")
-    )
+    cvc = Str(required=True, validate=Pattern("[0-9]{3,4}", error="Must be 3 or 4 digits."))
 
 
 def ensure_card_not_expired(card: dict[str, Any]) -> None:
@@ -54,17 +64,33 @@ class PaymentListQuery(PageQuery):
     order_id = Str(load_default=None, validate=ORDER_ID)
 
 
+class PublicStatus(fields.String):
+    """A stored status as a client sees it (``refunding`` shows as ``succeeded``)."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        return None if value is None else PUBLIC_STATUS[Status(value)].value
+
+
 class CardOut(Schema):
     brand = fields.String(validate=validate.OneOf(BRANDS))
     last4 = fields.String()
 
 
 class PaymentOut(Schema):
-    id = fields.String()
+    """The public shape of a payment document: only these fields ever leave the service."""
+
+    id = Id()
     order_id = fields.String()
     amount = fields.Integer()
     currency = fields.String()
-    status = fields.String(validate=validate.OneOf(("succeeded", "failed", "refunded")))
+    status = PublicStatus(
+        validate=validate.OneOf([s.value for s in dict.fromkeys(PUBLIC_STATUS.values())])
+    )
     card = fields.Nested(CardOut)
-    failure_code = fields.String(allow_none=True)
-    created_at = fields.String()
+    failure_code = fields.String(allow_none=True, dump_default=None)
+    created_at = Timestamp()
+
+
+#: The one instance that renders payments: the routes' responses, the stored outcome of an
+#: Idempotency-Key, and the ``payment`` member of a 402.
+PAYMENT_OUT = PaymentOut()

@@ -1,21 +1,26 @@
-"""The payment service's settings (environment variables), on top of the chassis' own."""
+"""The payment service's settings: the chassis' for MongoDB, auth and events (see svc_core's
+README), and its own below."""
 
 from __future__ import annotations
 
-from typing import ClassVar
-
-from svc_core import Settings, SettingsError, env
+from svc_core import (
+    AuditSettings,
+    AuthSettings,
+    EventsSettings,
+    MongoSettings,
+    SettingsError,
+    env,
+)
 from svc_payment.providers import PROVIDERS
 
 
-class PaymentSettings(Settings):
-    service_name: ClassVar[str] = "payment"
-    default_port: ClassVar[int] = 3004
-
+class PaymentSettings(MongoSettings, AuthSettings, EventsSettings, AuditSettings):
     order_service_url: str = env(
         "ORDER_SERVICE_URL", "http://127.0.0.1:3003", help="base URL of the order service"
     )
-    payment_provider: str = env("PAYMENT_PROVIDER", "sandbox", help="provider name: sandbox")
+    payment_provider: str = env(
+        "PAYMENT_PROVIDER", "sandbox", help="provider name (providers.PROVIDERS): sandbox"
+    )
     idempotency_secret: str = env(
         "IDEMPOTENCY_SECRET",
         "dev-only-change-me",

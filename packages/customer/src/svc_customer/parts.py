@@ -1,4 +1,4 @@
-"""create_app: the customer service composed on the chassis."""
+"""The customer service's parts, built once at startup; handlers reach them through ``PARTS``."""
 
 from __future__ import annotations
 
@@ -6,22 +6,17 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from svc_core import create_app as create_service
-from svc_core import keys
+from svc_core import Parts, keys
 from svc_customer.domain import Services
 from svc_customer.passwords import PasswordHasher
-from svc_customer.repository import INDEXES, CustomerRepository
+from svc_customer.repository import CustomerRepository
 from svc_customer.sessions import SessionStore
 from svc_customer.settings import CustomerSettings
 from svc_customer.throttle import Throttle
 from svc_customer.tokens import TokenIssuer, extra_public_keys, load_signing_key
-from svc_customer.typedefs import SERVICES
-from svc_customer.views import routes
 
 
-async def _services_context(app: web.Application) -> AsyncIterator[None]:
-    settings = app[keys.SETTINGS]
-    assert isinstance(settings, CustomerSettings)
+async def build(app: web.Application, settings: CustomerSettings) -> AsyncIterator[Services]:
     redis = app[keys.REDIS]
     issuer = TokenIssuer(
         await load_signing_key(settings),
@@ -48,7 +43,8 @@ async def _services_context(app: web.Application) -> AsyncIterator[None]:
             window=settings.login_throttle_window,
         )
 
-    app[SERVICES] = Services(
+    yield Services(
+        settings=settings,
         customers=CustomerRepository(app[keys.MONGO_DB]),
         hasher=hasher,
         issuer=issuer,
@@ -61,17 +57,7 @@ async def _services_context(app: web.Application) -> AsyncIterator[None]:
         login_throttle=throttle("login"),
         password_throttle=throttle("password"),
     )
-    yield
     hasher.close()
 
 
-def create_app(settings: CustomerSettings | None = None) -> web.Application:
-    settings = settings or CustomerSettings.from_env()
-    return create_service(
-        settings,
-        routes,
-        title="customer service",
-        mongo_indexes=INDEXES,
-        redis=True,
-        contexts=[_services_context],
-    )
+PARTS = Parts(build)
