@@ -19,10 +19,11 @@ from svc_core.testing import KeyPair
 from svc_gateway.config import load
 from svc_gateway.gateway import Gateway
 from svc_gateway.render import render_file
+from svc_gateway.server import ClientLimits
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "deploy" / "kong" / "kong.yml"
-SERVICES = ("CUSTOMER", "ORDER", "PAYMENT", "CACHE")
+SERVICES = ("CUSTOMER", "ORDER", "PAYMENT", "CHAT", "CACHE", "FILES")
 
 RECORDED: web.AppKey[list[dict[str, Any]]] = web.AppKey("recorded")
 
@@ -105,9 +106,11 @@ def upstream_app() -> web.Application:
     app[SICK] = [False]
     app.router.add_get("/health", _health)
     app.router.add_get("/cache/ws", _ws)
+    app.router.add_get("/chat/ws", _ws)
     app.router.add_get("/orders/stream", _stream)
     app.router.add_get("/orders/slow", _slow)
     app.router.add_post("/orders/upload", _upload)
+    app.router.add_post("/files", _upload)
     app.router.add_route("*", r"/{tail:[\s\S]*}", _echo)  # also a decoded %0A
     return app
 
@@ -157,13 +160,16 @@ def make_gateway(
     redis_url: str,
     upstream: TestServer,
 ) -> GatewayFactory:
-    """A test client of a local gateway; every service routed to ``upstream`` by default."""
+    """A test client of a local gateway; every service routed to ``upstream`` by default,
+    nginx's client limits unless ``limits`` says otherwise."""
 
-    async def make(targets: dict[str, str] | None = None, **extra: str) -> TestClient[Any, Any]:
+    async def make(
+        targets: dict[str, str] | None = None, limits: ClientLimits | None = None, **extra: str
+    ) -> TestClient[Any, Any]:
         address = f"127.0.0.1:{upstream.port}"
         path = render(targets or dict.fromkeys(SERVICES, address), **extra)
         override = redis_url if redis_url.startswith("memory://") else None
-        gateway = Gateway(load(path), redis_override=override)
+        gateway = Gateway(load(path), redis_override=override, limits=limits)
         return await aiohttp_client(gateway.app())
 
     return make

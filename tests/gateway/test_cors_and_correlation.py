@@ -11,9 +11,16 @@ from aiohttp.test_utils import TestClient, TestServer
 from tests.gateway.conftest import recorded
 
 ORIGIN = "http://localhost:3000"
+# api.md Conventions, "CORS" row, in its order.
 EXPOSED = (
     "X-Request-ID,RateLimit-Limit,RateLimit-Remaining,RateLimit-Reset,Retry-After,ETag,"
-    "Content-Disposition,Content-Range,Idempotent-Replayed"
+    "Content-Disposition,Content-Range,Idempotent-Replayed,Location,Tus-Resumable,Tus-Version,"
+    "Tus-Extension,Tus-Max-Size,Upload-Offset,Upload-Length,Upload-Expires"
+)
+METHODS = "GET,HEAD,POST,PUT,PATCH,DELETE,OPTIONS"
+ALLOWED = (
+    "Authorization,Content-Type,Idempotency-Key,X-Request-ID,If-None-Match,Range,"
+    "Tus-Resumable,Upload-Length,Upload-Offset,Upload-Metadata"
 )
 
 
@@ -36,10 +43,8 @@ async def test_preflight_is_answered_by_the_gateway(
     assert await response.read() == b""
     h = response.headers
     assert h["Access-Control-Allow-Origin"] == ORIGIN
-    assert h["Access-Control-Allow-Methods"] == "GET,POST,PUT,PATCH,DELETE,OPTIONS"
-    assert h["Access-Control-Allow-Headers"] == (
-        "Authorization,Content-Type,Idempotency-Key,X-Request-ID,If-None-Match,Range"
-    )
+    assert h["Access-Control-Allow-Methods"] == METHODS
+    assert h["Access-Control-Allow-Headers"] == ALLOWED
     assert h["Access-Control-Max-Age"] == "3600"
     assert h["Vary"] == "Origin"
     assert "Access-Control-Allow-Credentials" not in h
@@ -87,9 +92,10 @@ async def test_cors_headers_on_proxied_and_rejected_responses(
 async def test_client_request_id_is_kept_forwarded_and_echoed(
     gateway: TestClient[Any, Any], upstream: TestServer, auth_header: Any
 ) -> None:
-    """correlation-id: a client-sent X-Request-ID is kept as is (any value), forwarded
-    upstream and echoed (echo_downstream: true)."""
-    value = "client id with spaces " + uuid.uuid4().hex
+    """correlation-id: a client-sent X-Request-ID is kept as is (when valid: 1-200 visible
+    ASCII characters, tests/gateway/test_request_id.py), forwarded upstream and echoed
+    (echo_downstream: true)."""
+    value = "client-id/!~:" + uuid.uuid4().hex
     response = await gateway.get("/orders", headers=auth_header() | {"X-Request-ID": value})
     assert response.headers["X-Request-ID"] == value
     assert recorded(upstream)[-1]["headers"]["X-Request-ID"] == value

@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from svc_core.testing import KeyPair, mint_token
 from svc_gateway.config import load
 from svc_gateway.gateway import Gateway
+from svc_gateway.plugins.pre_function import canonical_token
 from tests.gateway.conftest import SERVICES, TEMPLATE, recorded
 
 INVALID = 'Bearer error="invalid_token"'
@@ -191,34 +192,74 @@ async def test_algorithm_must_equal_the_credentials(
     )
 
 
-@pytest.mark.parametrize(
-    ("token", "message"),
-    [
-        ("not-a-jwt", "Bad token; invalid JSON"),
-        ("a.b", "Bad token; invalid JSON"),
-        (f"{b64(b'{not json')}.{b64(b'{}')}.{b64(b'x')}", "Bad token; invalid JSON"),
-        (forge({"alg": "none", "kid": "x"}, {"exp": 2**31}), "Bad token; invalid alg"),
-        (forge({"kid": "x"}, {"exp": 2**31}), "Bad token; invalid alg"),
-    ],
-)
-async def test_malformed_tokens(gateway: TestClient[Any, Any], token: str, message: str) -> None:
-    """jwt_parser.lua decode_token: 3 base64url JSON segments, then a supported ``alg``."""
-    await expect_401(gateway, {"message": message}, headers={"Authorization": f"Bearer {token}"})
-
-
-async def test_multiple_distinct_tokens(
-    aiohttp_client: Any, render: Any, upstream: TestServer, tmp_path: Path, make_token: Any
-) -> None:
-    """handler.lua (3.2+): tokens from every uri param, cookie and header are deduplicated;
-    more than one distinct token -> "Multiple tokens provided". Shown with the WebSocket
-    route's setting (``uri_param_names: [jwt]``), the only route kind that reads the query."""
+@pytest.fixture
+async def query_gateway(
+    aiohttp_client: Any, render: Any, upstream: TestServer, tmp_path: Path
+) -> TestClient[Any, Any]:
+    """The WebSocket route's jwt setting (``uri_param_names: [jwt]``) on every route: a token in
+    ``?jwt=`` reaches the jwt plugin as sent, since the pre-function screens only the
+    Authorization header."""
     template = tmp_path / "ws-template.yml"
     template.write_text(
         TEMPLATE.read_text().replace("uri_param_names: []", "uri_param_names: [jwt]")
     )
     address = f"127.0.0.1:{upstream.port}"
     config = load(render(dict.fromkeys(SERVICES, address), template=template))
-    client = await aiohttp_client(Gateway(config).app())
+    client: TestClient[Any, Any] = await aiohttp_client(Gateway(config).app())
+    return client
+
+
+MALFORMED = [
+    ("not-a-jwt", "Bad token; invalid JSON"),
+    ("a.b", "Bad token; invalid JSON"),
+    (f"{b64(b'{not json')}.{b64(b'{}')}.{b64(b'x')}", "Bad token; invalid JSON"),
+    (forge({"alg": "none", "kid": "x"}, {"exp": 2**31}), "Bad token; invalid alg"),
+    (forge({"kid": "x"}, {"exp": 2**31}), "Bad token; invalid alg"),
+    (forge({"alg": "RS256", "kid": "x"}, {"exp": 2**31}) + ".x", "Bad token; invalid signature"),
+]
+
+
+@pytest.mark.parametrize(("token", "message"), MALFORMED)
+async def test_malformed_tokens(
+    query_gateway: TestClient[Any, Any], token: str, message: str
+) -> None:
+    """jwt_parser.lua decode_token: tokenize(token, ".", 3) (the third part is the rest of the
+    token), 2 base64url JSON segments, a supported ``alg``, then a signature that decodes."""
+    await expect_401(query_gateway, {"message": message}, params={"jwt": token})
+
+
+@pytest.mark.parametrize(("token", "message"), MALFORMED)
+async def test_malformed_tokens_in_the_header(
+    gateway: TestClient[Any, Any], token: str, message: str
+) -> None:
+    """In Authorization, a token that is not three canonical segments never reaches jwt (the
+    pre-function drops the header: no token); one that is gets jwt's own answer."""
+    headers = {"Authorization": f"Bearer {token}"}
+    if canonical_token(token):
+        await expect_401(gateway, {"message": message}, headers=headers)
+    else:
+        await expect_401(gateway, {"message": "Unauthorized"}, www="Bearer", headers=headers)
+
+
+async def test_kongs_decoder_accepts_other_spellings_of_the_signature(
+    query_gateway: TestClient[Any, Any], make_token: Any
+) -> None:
+    """nginx's base64url decoder (jwt_parser.lua base64_decode) stops at the first ``=`` and
+    ignores unused trailing bits, so Kong's jwt verifies ``T==`` and ``T=.anything`` as T.
+    Why kong.yml's pre-function admits only the canonical spelling in Authorization."""
+    token = make_token()
+    for spelling in (token, f"{token}==", f"{token}=.anything", f"{token}=x"):
+        response = await query_gateway.get("/orders", params={"jwt": spelling})
+        assert response.status == 200, spelling
+
+
+async def test_multiple_distinct_tokens(
+    query_gateway: TestClient[Any, Any], make_token: Any
+) -> None:
+    """handler.lua (3.2+): tokens from every uri param, cookie and header are deduplicated;
+    more than one distinct token -> "Multiple tokens provided". Shown with the WebSocket
+    route's setting (``uri_param_names: [jwt]``), the only route kind that reads the query."""
+    client = query_gateway
     first, second = make_token(), make_token()
     response = await client.get(
         "/orders", params={"jwt": first}, headers={"Authorization": f"Bearer {second}"}

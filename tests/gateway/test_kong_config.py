@@ -24,6 +24,7 @@ from svc_gateway.checks import config_problems, effective_plugins, problems
 from svc_gateway.config import load, parse
 from svc_gateway.render import RenderError, render_text
 from tests.gateway.conftest import SERVICES, TEMPLATE, in_ci
+from tests.gateway.test_cors_and_correlation import ALLOWED, EXPOSED, METHODS
 
 # api.md, services implemented so far (chat and files come later: add their rows here).
 PUBLIC = [
@@ -51,9 +52,28 @@ PROTECTED = [
     ("GET", "/cache/k1"),
     ("DELETE", "/cache/k1"),
     ("POST", "/cache/k1/incr"),
+    ("POST", "/files"),
+    ("GET", "/files"),
+    ("GET", "/files/f1"),
+    ("GET", "/files/f1/content"),
+    ("HEAD", "/files/f1/content"),
+    ("DELETE", "/files/f1"),
+    ("OPTIONS", "/files/uploads"),
+    ("POST", "/files/uploads"),
+    ("HEAD", "/files/uploads/u1"),
+    ("PATCH", "/files/uploads/u1"),
+    ("DELETE", "/files/uploads/u1"),
+    ("POST", "/chat/rooms"),
+    ("GET", "/chat/rooms"),
+    ("GET", "/chat/rooms/r1/messages"),
+    ("POST", "/chat/rooms/r1/messages"),
 ]
+# Protected too, and the one route that also takes the token as ?jwt= (api.md "auth").
+WEBSOCKET = ("GET", "/chat/ws")
 SERVICE_OF = {"/auth": "customer", "/customers": "customer", "/orders": "order",
-              "/payments": "payment", "/cache": "cache"}  # fmt: skip
+              "/payments": "payment", "/cache": "cache", "/files": "files",
+              "/chat": "chat"}  # fmt: skip
+FILE_LIMIT_MIB = 50  # the file service's default FILES_MAX_SIZE
 
 
 @pytest.fixture
@@ -123,7 +143,7 @@ def test_every_contract_route_is_routed_and_only_public_ones_skip_jwt(rendered: 
 
     config = load(rendered)
     router = Router(config.routes)
-    for method, path in PUBLIC + PROTECTED:
+    for method, path in [*PUBLIC, *PROTECTED, WEBSOCKET]:
         route = router.match(method, path)
         assert route is not None, f"{method} {path} is not routed"
         service = config.services[route.service]
@@ -140,16 +160,27 @@ def test_every_contract_route_is_routed_and_only_public_ones_skip_jwt(rendered: 
             jwt = plugins["jwt"].config
             assert jwt["key_claim_name"] == "kid"
             assert jwt["claims_to_verify"] == ["exp"]
-            assert jwt["uri_param_names"] == []
+            assert jwt["uri_param_names"] == (["jwt"] if (method, path) == WEBSOCKET else [])
             assert limit["limit_by"] == "header"
             assert limit["header_name"] == "Authorization"
-        assert plugins["request-size-limiting"].config["allowed_payload_size"] == 1
+        size = plugins["request-size-limiting"].config
+        if path.startswith("/files"):
+            # above the file service's own limit, which answers its 413 as a problem
+            assert size["allowed_payload_size"] > FILE_LIMIT_MIB
+            assert size["size_unit"] == "megabytes"
+            assert plugins["request-size-limiting"].route == route.name
+            assert route.request_buffering is False  # uploads stream to the service
+        else:
+            assert size["allowed_payload_size"] == 1
+            assert route.request_buffering is True
         assert plugins["correlation-id"].config["header_name"] == "X-Request-ID"
         assert plugins["correlation-id"].config["echo_downstream"] is True
         assert "prometheus" in plugins
         cors = plugins["cors"].config
         assert cors["origins"] == ["http://localhost:3000"]
-        assert cors["methods"] == ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+        assert cors["methods"] == METHODS.split(",")
+        assert cors["headers"] == ALLOWED.split(",")
+        assert cors["exposed_headers"] == EXPOSED.split(",")
         assert cors["credentials"] is False
         assert cors["max_age"] == 3600
 

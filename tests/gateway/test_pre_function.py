@@ -11,6 +11,7 @@ K:kong/pdk/service/request.lua (``set_header`` / ``clear_header`` edit the reque
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Callable
@@ -24,30 +25,66 @@ from aiohttp.test_utils import TestClient, TestServer
 from svc_gateway.checks import config_problems
 from svc_gateway.config import ConfigError, parse
 from svc_gateway.gateway import Gateway
-from svc_gateway.plugins.pre_function import CANONICAL_AUTHORIZATION, canonical_authorization
+from svc_gateway.plugins.pre_function import SNIPPET, canonical_authorization
 from tests.gateway.conftest import SERVICES, pin_clock, recorded
 
 NOW = (int(time.time()) // 60) * 60 + 30
 
 
 def spellings(token: str) -> list[str]:
+    """The spellings that ARE the token: the scheme in any case; whitespace around the whole
+    value is not part of it (HTTP parsers strip it, nginx and aiohttp alike)."""
     return [
         f"Bearer {token}",
         f"bearer {token}",
         f"BEARER {token}",
         f"bEaReR {token}",
-        f"Bearer  {token}",
-        f"Bearer\t{token}",
-        f"Bearer \t {token}",
         f"Bearer {token} \t",
+        f" Bearer {token}",
+    ]
+
+
+ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def respelled_signatures(token: str) -> list[str]:
+    """The same token with its last character respelled: the same decoded bytes (only the
+    unused trailing bits differ), which a lenient decoder such as Kong's accepts."""
+    head, _, signature = token.rpartition(".")
+    unused = {2: 4, 3: 2}[len(signature) % 4]
+    base = ALPHABET.index(signature[-1]) & ~((1 << unused) - 1)
+    variants = [signature[:-1] + ALPHABET[base + bits] for bits in range(1, 1 << unused)]
+    for variant in variants:
+        padded = "=" * (-len(signature) % 4)
+        assert base64.urlsafe_b64decode(variant + padded) == base64.urlsafe_b64decode(
+            signature + padded
+        )
+    return [f"{head}.{variant}" for variant in variants]
+
+
+def other_spellings(token: str) -> list[str]:
+    """Spellings of the same token that are NOT the token (api.md "auth")."""
+    return [
+        f"Bearer {token}==",
+        f"Bearer {token}=",
+        f"Bearer {token}=.x",
+        f"Bearer {token}.",
+        f"Bearer {token}.x",
+        f"Bearer {token}.{token}",
+        f"Bearer\t{token}",
+        f"Bearer  {token}",
+        f"Bearer \t {token}",
+        f"x Bearer {token}",
+        f"Bearer {token} {token}",
+        *(f"Bearer {t}" for t in respelled_signatures(token)),
     ]
 
 
 async def test_every_spelling_of_one_token_shares_one_budget(
     gateway: TestClient[Any, Any], upstream: TestServer, make_token: Any
 ) -> None:
-    """100 requests spread over eight spellings of the same token spend one budget: the 101st,
-    in any spelling, is 429. The services receive the canonical header only."""
+    """100 requests spread over the accepted spellings of the same token spend one budget: the
+    101st, in any spelling, is 429. The services receive the canonical header only."""
     pin_clock(gateway, NOW)
     token = make_token()
     variants = spellings(token)
@@ -64,6 +101,43 @@ async def test_every_spelling_of_one_token_shares_one_budget(
     assert {r["headers"]["Authorization"] for r in recorded(upstream)} == {f"Bearer {token}"}
 
 
+async def test_one_token_many_budgets_is_closed(
+    gateway: TestClient[Any, Any], upstream: TestServer, make_token: Any
+) -> None:
+    """Issue 11, finding 2: once a token's 100 requests are spent, no other spelling of it
+    (padding, extra segments, a respelled last character, a tab or two spaces) gets a 2xx or
+    a fresh budget; each is refused with jwt's 401, before rate-limiting counts anything."""
+    pin_clock(gateway, NOW)
+    token = make_token()
+    for _ in range(100):
+        assert (await gateway.get("/orders", headers={"Authorization": f"Bearer {token}"})).ok
+    for variant in other_spellings(token):
+        response = await gateway.get("/orders", headers={"Authorization": variant})
+        assert response.status in (401, 429), (variant, response.status)
+        assert response.headers.get("X-RateLimit-Remaining-Minute", "0") == "0", variant
+        if response.status == 401:
+            assert json.loads(await response.read()) == {"message": "Unauthorized"}
+            assert response.headers["WWW-Authenticate"] == "Bearer"
+    again = await gateway.get("/orders", headers={"Authorization": f"Bearer {token}"})
+    assert again.status == 429
+    assert len(recorded(upstream)) == 100
+
+
+async def test_other_spellings_never_reach_a_service(
+    gateway: TestClient[Any, Any], upstream: TestServer, make_token: Any
+) -> None:
+    """With a fresh budget too: every other spelling is 401 at the gateway (a tab used to pass
+    the gateway while the service refused it)."""
+    pin_clock(gateway, NOW)
+    token = make_token()
+    for variant in other_spellings(token):
+        response = await gateway.get("/orders", headers={"Authorization": variant})
+        assert response.status == 401, variant
+    assert recorded(upstream) == []
+    fine = await gateway.get("/orders", headers={"Authorization": f"Bearer {token}"})
+    assert fine.headers["X-RateLimit-Remaining-Minute"] == "99"
+
+
 async def test_a_second_token_keeps_its_own_budget(
     gateway: TestClient[Any, Any], make_token: Any
 ) -> None:
@@ -78,7 +152,7 @@ async def test_a_second_token_keeps_its_own_budget(
 
 @pytest.mark.parametrize(
     "value",
-    ["x Bearer {t}", "Token {t}", "Bearer {t} {t}", "Bearer", "Basic dXNlcjpwYXNz"],
+    ["x Bearer {t}", "Token {t}", "Bearer {t} {t}", "Bearer", "Basic dXNlcjpwYXNz", "Bearer {t}=="],
 )
 async def test_anything_but_one_bearer_token_is_dropped(
     gateway: TestClient[Any, Any], make_token: Any, value: str
@@ -105,16 +179,25 @@ async def test_public_routes_never_see_a_malformed_authorization(
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        ("Bearer abc.def.ghi", "Bearer abc.def.ghi"),
-        ("\tbearer\x0babc", "Bearer abc"),  # Lua's %s includes \v and \f
-        ("Bearer\xa0abc", None),  # not a Lua space
-        ("Bearer abc\xa0", "Bearer abc\xa0"),  # %S+ takes it as part of the token
-        ("Bearerabc", None),
+        ("Bearer QQ.QUI.QUJD", "Bearer QQ.QUI.QUJD"),  # unpadded lengths 2, 3 and 4
+        ("bearer QQ.QUI.QUJD", "Bearer QQ.QUI.QUJD"),
+        ("Bearer QR.QUI.QUJD", None),  # "R" leaves a non-zero unused bit
+        ("Bearer QQ.QUJ.QUJD", None),
+        ("Bearer Q.QUI.QUJD", None),  # 1 (mod 4) is no base64 length
+        ("Bearer QQ==.QUI.QUJD", None),
+        ("Bearer QQ.QUI", None),
+        ("Bearer QQ.QUI.QUJD.", None),
+        ("Bearer ..", None),
+        ("Bearer a+b.QUI.QUJD", None),  # base64, not base64url
+        ("Bearer\tQQ.QUI.QUJD", None),
+        ("Bearer  QQ.QUI.QUJD", None),
+        ("Bearer\xa0QQ.QUI.QUJD", None),
+        ("BearerQQ.QUI.QUJD", None),
         ("", None),
     ],
 )
-def test_canonical_form_follows_the_lua_pattern(value: str, expected: str | None) -> None:
-    """``^%s*[Bb][Ee][Aa][Rr][Ee][Rr]%s+(%S+)%s*$`` with Lua's (C locale) classes."""
+def test_canonical_form(value: str, expected: str | None) -> None:
+    """``^[Bb][Ee][Aa][Rr][Ee][Rr] (seg.seg.seg)$`` and each segment canonical."""
     assert canonical_authorization(value) == expected
 
 
@@ -130,16 +213,16 @@ def pre_function(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_the_template_ships_exactly_the_known_snippet(doc: dict[str, Any]) -> None:
-    assert pre_function(doc)["config"] == {"access": [CANONICAL_AUTHORIZATION]}
+    assert pre_function(doc)["config"] == {"access": [SNIPPET]}
 
 
 @pytest.mark.parametrize(
     "mutate",
     [
-        lambda c: c.update(access=[CANONICAL_AUTHORIZATION.replace("401", "403")]),
-        lambda c: c.update(access=[CANONICAL_AUTHORIZATION, "ngx.exit(200)"]),
+        lambda c: c.update(access=[SNIPPET.replace("401", "403")]),
+        lambda c: c.update(access=[SNIPPET, "ngx.exit(200)"]),
         lambda c: c.update(access=['kong.log.err("hi")']),
-        lambda c: c.update(log=[CANONICAL_AUTHORIZATION]),
+        lambda c: c.update(log=[SNIPPET]),
         lambda c: c.update(access=[]),
         lambda c: c.update(ws_handshake=["return"]),
     ],

@@ -153,3 +153,41 @@ async def test_chunked_body_under_the_limit_is_streamed_through(
     response = await gateway.post("/auth/login", data=chunks(MIB - 10))
     assert response.status == 200
     assert recorded(upstream)[-1]["body_length"] == MIB - 10
+
+
+async def test_files_take_bodies_past_the_json_limit_streamed(
+    gateway: TestClient[Any, Any], upstream: TestServer, auth_header: Any
+) -> None:
+    """/files has its own, larger, route-level limit (above the file service's 50 MiB), and
+    its body streams to the service: the upstream has the first chunk before the rest is sent
+    (request_buffering: false in kong.yml)."""
+    from tests.gateway.conftest import FIRST_CHUNK
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"a" * (2 * MIB)
+        await asyncio.wait_for(upstream.app[FIRST_CHUNK].wait(), 10)
+        async for chunk in chunks(3 * MIB):
+            yield chunk
+
+    response = await gateway.post("/files", data=body(), headers=auth_header())
+    assert response.status == 200, await response.text()
+    assert await response.json() == {"received": 5 * MIB}
+
+
+async def test_files_declared_past_the_gateway_limit_is_413(
+    gateway: TestClient[Any, Any], upstream: TestServer, auth_header: Any
+) -> None:
+    """Refused on the declared length alone, before any body byte is read."""
+    reader, writer = await asyncio.open_connection(gateway.host, gateway.port)
+    head = (
+        "POST /files HTTP/1.1\r\n"
+        f"Host: {gateway.host}\r\n"
+        f"Authorization: {auth_header()['Authorization']}\r\n"
+        "Content-Type: multipart/form-data; boundary=x\r\n"
+        f"Content-Length: {64 * MIB + 1}\r\n\r\n"
+    )
+    writer.write(head.encode())
+    status_line = await asyncio.wait_for(reader.readline(), 10)
+    writer.close()
+    assert status_line.split()[1] == b"413"
+    assert recorded(upstream) == []

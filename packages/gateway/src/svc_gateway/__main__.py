@@ -22,6 +22,7 @@ from svc_gateway.checks import problems
 from svc_gateway.config import ConfigError, load
 from svc_gateway.gateway import Gateway
 from svc_gateway.render import RenderError, render_file
+from svc_gateway.server import ClientLimits
 
 log = logging.getLogger("svc_gateway")
 DEFAULT_TEMPLATE = Path("deploy/kong/kong.yml")
@@ -29,7 +30,12 @@ DEFAULT_TEMPLATE = Path("deploy/kong/kong.yml")
 
 async def run_gateway(args: argparse.Namespace) -> None:
     config = load(args.config)
-    gateway = Gateway(config, redis_override=args.redis_url)
+    limits = ClientLimits(
+        client_header_timeout=args.client_header_timeout,
+        client_body_timeout=args.client_body_timeout,
+        keepalive_timeout=args.keepalive_timeout,
+    )
+    gateway = Gateway(config, redis_override=args.redis_url, limits=limits)
     runners = [await serve(gateway.app(), args.host, args.port)]
     if args.status_port:
         runners.append(await serve(gateway.status_app(), args.host, args.status_port))
@@ -70,6 +76,19 @@ def main(argv: list[str] | None = None) -> None:
         default=os.environ.get("GATEWAY_REDIS_URL") or None,
         help="count rate limits here instead of the redis block (memory://NAME)",
     )
+    defaults = ClientLimits()
+    for option, default in (
+        ("client-header-timeout", defaults.client_header_timeout),
+        ("client-body-timeout", defaults.client_body_timeout),
+        ("keepalive-timeout", defaults.keepalive_timeout),
+    ):
+        env = "GATEWAY_" + option.upper().replace("-", "_")
+        run.add_argument(
+            f"--{option}",
+            type=float,
+            default=float(os.environ.get(env, default)),
+            help=f"seconds, nginx's {option.replace('-', '_')} (default {default:g}; env {env})",
+        )
     args = parser.parse_args(argv)
     try:
         if args.command == "render":

@@ -80,6 +80,23 @@ PLUGIN_DEFAULTS: dict[str, dict[str, Any]] = {
         "body_filter": [],
         "log": [],
     },
+    # propagation, and spans through this process's OpenTelemetry SDK (plugins/opentelemetry.py)
+    "opentelemetry": {
+        "traces_endpoint": None,
+        "logs_endpoint": None,
+        "headers": None,
+        "resource_attributes": None,
+        "queue": None,
+        "batch_span_count": None,
+        "batch_flush_delay": None,
+        "connect_timeout": 1000,
+        "send_timeout": 5000,
+        "read_timeout": 5000,
+        "http_response_header_for_traceid": None,
+        "header_type": "preserve",
+        "sampling_rate": None,
+        "propagation": None,
+    },
     "prometheus": {
         "per_consumer": False,
         "status_code_metrics": False,
@@ -147,6 +164,9 @@ class Route:
     strip_path: bool
     protocols: tuple[str, ...]
     plugins: tuple[Plugin, ...]
+    #: Kong reads the whole body before proxying when true (its default); the local gateway
+    #: always streams, so it behaves as Kong does with ``request_buffering: false``
+    request_buffering: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -315,7 +335,16 @@ def _route(raw: Any, service: str) -> Route:
         raise ConfigError(f"{where}: needs paths or methods")
     methods = frozenset(m.upper() for m in spec["methods"]) if spec["methods"] else None
     plugins = tuple(_plugin(p, where, service=None, route=name) for p in spec["plugins"] or ())
-    return Route(name, service, paths, methods, bool(spec["strip_path"]), protocols, plugins)
+    return Route(
+        name,
+        service,
+        paths,
+        methods,
+        bool(spec["strip_path"]),
+        protocols,
+        plugins,
+        request_buffering=bool(spec["request_buffering"]),
+    )
 
 
 def _service(raw: Any) -> tuple[Service, list[Route]]:

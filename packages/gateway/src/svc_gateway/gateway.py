@@ -1,10 +1,11 @@
 """The local gateway: an aiohttp server that runs a rendered kong.yml the way Kong 3.9 would.
 
 DEVELOPMENT TOOL, never the production gateway (that is Kong with the same file). It reproduces
-the subset of Kong the project's kong.yml uses: routing (traditional_compatible priorities),
-round-robin over healthy upstream targets, and the jwt, rate-limiting, cors, correlation-id,
-request-size-limiting and prometheus plugins. Request and response bodies are streamed both
-ways; WebSocket upgrades are proxied frame by frame.
+the subset of Kong the project's kong.yml uses: routing on Kong's normalised path
+(traditional_compatible priorities, paths.py), round-robin over healthy upstream targets, the
+pre-function snippet, and the jwt, rate-limiting, cors, correlation-id, request-size-limiting and
+prometheus plugins, behind nginx's client limits (server.py). Request and response bodies are
+streamed both ways, never decoded; WebSocket upgrades are proxied frame by frame.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import posixpath
 import secrets
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -25,17 +25,20 @@ from redis.asyncio import Redis
 from yarl import URL
 
 from svc_core.redis import open_redis
+from svc_gateway import paths
 from svc_gateway.balancer import Balancer
 from svc_gateway.config import GatewayConfig, Plugin, Route, Service, Target
-from svc_gateway.plugins import Context, GatewayPlugin, error_response
+from svc_gateway.plugins import SERVER, Context, GatewayPlugin, error_response
 from svc_gateway.plugins.correlation_id import CorrelationId
 from svc_gateway.plugins.cors import Cors
 from svc_gateway.plugins.jwt import CONSUMER_HEADERS, Jwt
+from svc_gateway.plugins.opentelemetry import OpenTelemetry
 from svc_gateway.plugins.pre_function import PreFunction
 from svc_gateway.plugins.prometheus import Prometheus
 from svc_gateway.plugins.rate_limiting import RateLimiting
 from svc_gateway.plugins.request_size_limiting import RequestSizeLimiting, too_large
 from svc_gateway.router import Router
+from svc_gateway.server import ClientLimits, application
 
 log = logging.getLogger("svc_gateway")
 BAD_UPSTREAM = "An invalid response was received from the upstream server"
@@ -73,13 +76,27 @@ GATEWAY: web.AppKey[Gateway] = web.AppKey("svc_gateway")
 URL_SAFE = "".join(map(chr, range(0x21, 0x7F)))
 
 
-def bad_upstream(ctx: Context) -> web.Response:
-    """Kong's 502 when no upstream answered (kong/runloop/handler.lua)."""
+def bad_upstream(ctx: Context, error: BaseException | None) -> web.Response:
+    """Kong's 502 when no upstream answered (kong/runloop/handler.lua), logged as nginx logs a
+    failed connect: which service, and why (the error names the address, never the request)."""
+    log.warning(
+        "no upstream answered",
+        extra={
+            "service": ctx.service.name,
+            "error": type(error).__name__ if error else None,
+            "detail": str(error) if error else None,
+            "request_id": ctx.kong_request_id,
+        },
+    )
     return error_response(ctx.kong_request_id, 502, BAD_UPSTREAM)
 
 
 class BodyTooLarge(Exception):
     """A body without Content-Length passed request-size-limiting's limit while streaming."""
+
+
+class BodyTimeout(Exception):
+    """No body bytes for client_body_timeout while the gateway was reading the body."""
 
 
 class Gateway:
@@ -91,8 +108,10 @@ class Gateway:
         *,
         redis_override: str | None = None,
         redis_factory: Callable[[str], Redis] = open_redis,
+        limits: ClientLimits | None = None,
     ) -> None:
         self.config = config
+        self.limits = limits or ClientLimits()
         self.router = Router(config.routes)
         self.balancers = {name: Balancer(u) for name, u in config.upstreams.items()}
         self._instances: dict[int, GatewayPlugin] = {}
@@ -104,6 +123,7 @@ class Gateway:
             "request-size-limiting": lambda p: RequestSizeLimiting(p.config, p.where),
             "prometheus": lambda p: Prometheus(p.config, p.where),
             "pre-function": lambda p: PreFunction(p.config, p.where),
+            "opentelemetry": lambda p: OpenTelemetry(p.config, p.where),
         }
         self.chains = {route.name: self._chain(route) for route in config.routes}
         self.global_chain = [self._instance(p) for p in config.global_plugins]
@@ -165,7 +185,11 @@ class Gateway:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         response = await self._handle(request)
-        if unread_body_expected(request) and not response.prepared:
+        if (
+            unread_body_expected(request)
+            and not response.prepared
+            and request.transport is not None
+        ):
             # The client held its body back for a 100 it never got (or got 100 and is being
             # refused mid-body): send this answer, then close at once. Left to aiohttp, the
             # connection would linger reading the body, or parse it as the next request.
@@ -176,7 +200,8 @@ class Gateway:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         kong_request_id = secrets.token_hex(16)
-        path = normalize_path(request.path)
+        # Kong routes on the normalised raw path (K:kong/router/utils.lua strip_uri_args).
+        path = paths.normalize(request.raw_path.partition("?")[0])
         route = self.router.match(request.method, path)
         if route is None:
             return error_response(kong_request_id, 404, "no Route matched with those values")
@@ -192,26 +217,26 @@ class Gateway:
         )
         ctx.state["path"] = path
         chain = self.chains[route.name]
-        ran: list[GatewayPlugin] = []
         for plugin in chain:
-            ran.append(plugin)
             response = await plugin.access(ctx)
             if response is not None:
-                observers = [p for p in chain if p.log_phase and p not in ran]
-                return self._finish(ctx, ran + observers, response)
+                # Kong collects every plugin of the request even after one exited, and runs
+                # header_filter for all of them (K:kong/init.lua
+                # execute_collecting_plugins_iterator, K:kong/runloop/plugins_iterator.lua).
+                return self._finish(ctx, chain, response)
         if is_websocket(request):
             return await self._proxy_websocket(ctx, chain)
         return await self._proxy(ctx, chain)
 
     def _finish(
-        self, ctx: Context, ran: list[GatewayPlugin], response: web.StreamResponse
+        self, ctx: Context, chain: list[GatewayPlugin], response: web.StreamResponse
     ) -> web.StreamResponse:
-        """Run the header_filter step of every plugin whose access step ran, in order."""
+        """Run the header_filter step of every plugin of the request, in order."""
         ctx.state["status"] = response.status
         if unread_body_expected(ctx.request):
             response.force_close()  # "Connection: close"; handle() closes the connection
         headers: CIMultiDict[str] = response.headers
-        for plugin in ran:
+        for plugin in chain:
             plugin.header_filter(ctx, headers)
         return response
 
@@ -241,20 +266,14 @@ class Gateway:
         return headers
 
     def _upstream_path(self, ctx: Context) -> str:
+        """Kong's upstream_uri: the normalised path (strip_path applied), escaped, then the
+        query exactly as sent (K:kong/runloop/handler.lua)."""
         request, route = ctx.request, ctx.route
         path: str = ctx.state["path"]
-        if route.strip_path:
-            prefix = next((p for p in route.paths if path.startswith(p)), "")
-            path = path[len(prefix) :] or "/"
-            if not path.startswith("/"):
-                path = "/" + path
-        raw, _, query = request.raw_path.partition("?")
-        if path != request.path:  # normalized: send the new path, encoded again
-            raw = quote(path, safe="/:@!$&'()*+,;=-._~")
-        # As the client sent it, still percent-encoded (Kong proxies the raw path with
-        # strip_path: false); the URL is passed as encoded, so nothing is re-encoded.
-        raw = quote(raw, safe=URL_SAFE)
-        return raw + (f"?{quote(query, safe=URL_SAFE)}" if query else "")
+        prefix = max((p for p in route.paths if path.startswith(p)), key=len, default="/")
+        upstream = paths.escape(paths.upstream_path(path, prefix, route.strip_path))
+        _, question, query = request.raw_path.partition("?")
+        return upstream + (f"?{quote(query, safe=URL_SAFE)}" if question else "")
 
     def _targets(self, service: Service) -> Callable[[frozenset[str]], Target | None]:
         balancer = self.balancers.get(service.host)
@@ -268,6 +287,7 @@ class Gateway:
         if not request.body_exists:
             return None
         limit = ctx.body_limit
+        idle = self.limits.client_body_timeout
 
         async def stream() -> AsyncIterator[bytes]:
             if expects_continue(request):
@@ -275,7 +295,15 @@ class Gateway:
                 await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 request.writer.output_size = 0
             seen = 0
-            async for chunk in request.content.iter_any():
+            while True:
+                # client_body_timeout: between two successive reads (nginx semantics).
+                try:
+                    chunk = await asyncio.wait_for(request.content.readany(), idle)
+                except TimeoutError:
+                    ctx.state["body_timeout"] = True  # aiohttp may wrap the exception
+                    raise BodyTimeout from None
+                if not chunk:
+                    return
                 seen += len(chunk)
                 if limit is not None and seen > limit:
                     ctx.state["body_too_large"] = True  # aiohttp may wrap the exception
@@ -295,6 +323,7 @@ class Gateway:
         path = self._upstream_path(ctx)
         tried: set[str] = set()
         upstream: aiohttp.ClientResponse | None = None
+        failure: aiohttp.ClientError | None = None
         for _attempt in range(service.retries + 1):
             target = pick(frozenset(tried))
             if target is None:
@@ -319,29 +348,38 @@ class Gateway:
                     skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
                 )
                 break
-            except aiohttp.ClientConnectorError:
+            except aiohttp.ClientConnectorError as exc:
+                failure = exc
                 continue  # nothing was sent: the next target may take it (Kong's retries)
             except BodyTooLarge:
                 return self._finish(ctx, chain, too_large(ctx))
+            except BodyTimeout:
+                return self._drop_client(ctx)
             except TimeoutError:
                 return self._finish(
                     ctx,
                     chain,
                     error_response(ctx.kong_request_id, 504, "The upstream server is timing out"),
                 )
-            except aiohttp.ClientError:
+            except aiohttp.ClientError as exc:
+                failure = exc
                 break
+        if ctx.state.get("body_timeout"):
+            if upstream is not None:
+                upstream.release()
+            return self._drop_client(ctx)
         if ctx.state.get("body_too_large"):
             if upstream is not None:
                 upstream.release()
             return self._finish(ctx, chain, too_large(ctx))
         if upstream is None:
-            return self._finish(ctx, chain, bad_upstream(ctx))
+            return self._finish(ctx, chain, bad_upstream(ctx, failure))
         try:
             response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
             for name, value in upstream.headers.items():
                 if name.lower() not in HOP_BY_HOP:
                     response.headers.add(name, value)
+            response.headers.setdefault("Server", SERVER)  # else aiohttp's, with versions
             self._finish(ctx, chain, response)
             await response.prepare(request)
             async for chunk in upstream.content.iter_any():
@@ -350,6 +388,13 @@ class Gateway:
             return response
         finally:
             upstream.release()
+
+    def _drop_client(self, ctx: Context) -> web.StreamResponse:
+        """nginx on client_body_timeout: the request is terminated without an answer and the
+        connection closed (the upstream request, already streaming, is aborted with it)."""
+        log.info("client_body_timeout: request body stalled, connection closed")
+        ctx.request.protocol.force_close()
+        return web.Response(status=408)  # never sent: the connection is gone
 
     async def _proxy_websocket(
         self, ctx: Context, chain: list[GatewayPlugin]
@@ -389,13 +434,14 @@ class Gateway:
             )
         except aiohttp.WSServerHandshakeError as exc:
             # The upstream refused the upgrade: relay its status (its body is not available).
-            refused = web.Response(status=exc.status)
+            refused = web.Response(status=exc.status, headers={"Server": SERVER})
             return self._finish(ctx, chain, refused)
-        except aiohttp.ClientError:
-            return self._finish(ctx, chain, bad_upstream(ctx))
+        except aiohttp.ClientError as exc:
+            return self._finish(ctx, chain, bad_upstream(ctx, exc))
         downstream = web.WebSocketResponse(
             protocols=(upstream.protocol,) if upstream.protocol else (), max_msg_size=0
         )
+        downstream.headers["Server"] = SERVER  # else aiohttp's, with versions
         self._finish(ctx, chain, downstream)
         try:
             await downstream.prepare(request)
@@ -407,7 +453,8 @@ class Gateway:
     # --- the aiohttp app ------------------------------------------------------------------
 
     def app(self) -> web.Application:
-        app = web.Application(handler_args={"max_field_size": 16384})
+        # nginx's client limits and timeouts, and no Content-Encoding decoding (server.py).
+        app = application(self.limits)
         app[GATEWAY] = self
 
         async def lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -434,14 +481,15 @@ class Gateway:
                         f'kong_upstream_target_health{{upstream="{name}",'
                         f'target="{state.target.address}",state="healthy"}} {value}\n'
                     )
-            return web.Response(text=text, content_type="text/plain")
+            return web.Response(text=text, content_type="text/plain", headers={"Server": SERVER})
 
         async def status(request: web.Request) -> web.Response:
             return web.json_response(
                 {
                     "upstreams": {n: b.healthy_targets() for n, b in self.balancers.items()},
                     "note": "svc-gateway: local development gateway, not Kong",
-                }
+                },
+                headers={"Server": SERVER},
             )
 
         app.router.add_get("/metrics", metrics)
@@ -452,18 +500,6 @@ class Gateway:
 def raw_path(request: web.Request) -> str:
     """The request path exactly as the client sent it (percent-encoded), without the query."""
     return quote(request.raw_path.partition("?")[0], safe=URL_SAFE)
-
-
-def normalize_path(path: str) -> str:
-    """The path Kong routes on: dot segments removed, duplicate slashes merged."""
-    if "/." not in path and "//" not in path:
-        return path
-    normalized = posixpath.normpath(path)
-    if normalized.startswith("//"):
-        normalized = "/" + normalized.lstrip("/")
-    if path.endswith("/") and normalized != "/":
-        normalized += "/"
-    return normalized
 
 
 def unread_body_expected(request: web.Request) -> bool:

@@ -11,8 +11,8 @@ never lives in the file. Two kinds of variables:
   ``JWT_KID`` / ``JWT_PUBLIC_KEY`` are derived from the PEM bundle in ``JWT_PUBLIC_KEYS`` or
   ``JWT_PUBLIC_KEYS_FILE`` (one jwt credential per live key, ``key`` = the RFC 7638 thumbprint).
 
-A placeholder with no value and no default is an error, and so is a private key anywhere in the
-input: the rendered file is meant to be shipped to Kong.
+A placeholder with no value and no default is an error (``${VAR:-}`` allows an empty one), and
+so is a private key anywhere in the input: the rendered file is meant to be shipped to Kong.
 """
 
 from __future__ import annotations
@@ -77,7 +77,8 @@ class _Renderer:
                 )
             return self.derived[name]
         raw = self.environ.get(name) or default
-        if raw is None or raw == "":
+        if raw is None or (raw == "" and default is None):
+            # `${VAR:-}` (an explicit empty default) is the one way to allow an empty value
             raise RenderError(f"{name}: required by the template but not set")
         if self.is_list(name):
             return [part.strip() for part in raw.split(",") if part.strip()]

@@ -1,8 +1,9 @@
 """The Kong plugins the local gateway reproduces, one module each (DEVELOPMENT TOOL).
 
 Every plugin has Kong's PRIORITY (higher runs first, shared/kong.md §1), an ``access`` step that
-may answer the request itself, and a ``header_filter`` step that edits response headers; a
-plugin's ``header_filter`` runs only when its ``access`` ran, as in Kong.
+may answer the request itself, and a ``header_filter`` step that edits response headers. As in
+Kong, ``header_filter`` runs for every plugin of the request, also when an earlier plugin's
+``access`` answered and this one's ``access`` never ran (K:kong/init.lua collects them all).
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from multidict import CIMultiDict
 from svc_gateway.config import Consumer, Credential, Route, Service
 
 JSON_TYPE = "application/json; charset=utf-8"
+# The Server header of the gateway's own answers: no product versions (issue 11 item 10; Kong
+# runs with KONG_HEADERS without server_tokens). aiohttp's default names Python's and its own.
+SERVER = "svc-gateway"
 
 
 @dataclasses.dataclass
@@ -43,6 +47,7 @@ def exit_response(
 ) -> web.Response:
     """``kong.response.exit(status, body, headers)``: a table body is sent as compact JSON."""
     response = web.Response(status=status, headers=headers)
+    response.headers.setdefault("Server", SERVER)
     if body is not None:
         response.body = json.dumps(body, separators=(",", ":")).encode()
         response.headers["Content-Type"] = JSON_TYPE
@@ -59,8 +64,6 @@ def error_response(
 class GatewayPlugin:
     name = ""
     priority = 0
-    # Works in Kong's log phase, which runs for every response, the plugins' own exits included.
-    log_phase = False
 
     def __init__(self, config: dict[str, Any], where: str) -> None:
         self.config = config

@@ -1,7 +1,11 @@
 """correlation-id (priority 100001), K:kong/plugins/correlation-id/handler.lua.
 
-A client-sent value is kept as is; otherwise one is generated. It is forwarded upstream and,
-with ``echo_downstream``, set on the response (also on the plugins' own error responses).
+A client-sent value is kept as is (an empty one counts as none); otherwise one is generated and
+forwarded upstream. With ``echo_downstream`` it is set on the response, also on the plugins' own
+error responses: Kong runs the header_filter of every plugin collected for the request, so when
+an earlier plugin (pre-function) answered before this access step ran, header_filter reads the
+request header itself, or generates a value. The value is read from the request as the plugins
+see it, after the pre-function dropped an invalid ``X-Request-ID`` (api.md "request id").
 """
 
 from __future__ import annotations
@@ -37,13 +41,15 @@ class CorrelationId(GatewayPlugin):
         return f"{self._worker}#{next(self._counter)}"
 
     async def access(self, ctx: Context) -> None:
-        value = ctx.request.headers.get(self.header_name)
-        if value is None:
+        value = ctx.request_headers.get(self.header_name)
+        if not value:
             value = self.generate()
             ctx.upstream_headers[self.header_name] = value
         ctx.state[self.name] = value
         return
 
     def header_filter(self, ctx: Context, headers: CIMultiDict[str]) -> None:
-        if self.echo and self.name in ctx.state:
-            headers[self.header_name] = ctx.state[self.name]
+        if not self.echo:
+            return
+        value = ctx.state.get(self.name) or ctx.request_headers.get(self.header_name)
+        headers[self.header_name] = value or self.generate()

@@ -11,7 +11,6 @@ headers are set upstream and client-sent copies are cleared.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import re
 import time
@@ -67,16 +66,25 @@ class JwtFailure(Exception):
         self.token_found = token_found
 
 
-def _b64url(segment: str) -> bytes:
-    try:
-        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-    except (binascii.Error, ValueError):
-        raise JwtFailure({"message": "Bad token; invalid JSON"}) from None
+BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+
+def _b64url(segment: str) -> bytes | None:
+    """jwt_parser.lua ``base64_decode``: pad to a multiple of 4, then nginx's
+    ``ngx_decode_base64url``, which stops at the first ``=``, refuses any other character
+    outside the alphabet and a length of 1 (mod 4), and ignores unused trailing bits."""
+    data = segment.split("=", 1)[0]
+    if not BASE64URL.fullmatch(data) or len(data) % 4 == 1:
+        return None
+    return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
 
 
 def _json_segment(segment: str) -> dict[str, Any]:
+    raw = _b64url(segment)
+    if raw is None:
+        raise JwtFailure({"message": "Bad token; invalid JSON"})
     try:
-        value = json.loads(_b64url(segment))
+        value = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise JwtFailure({"message": "Bad token; invalid JSON"}) from None
     if not isinstance(value, dict):
@@ -147,16 +155,20 @@ class Jwt(GatewayPlugin):
         if hit is not None:
             self._check_claims(hit[1])
             return hit[0]
-        segments = token.split(".")
+        # jwt_parser.lua tokenize(token, ".", 3): the third part is the REST of the token,
+        # further dots included (which the decoder then refuses, unless after a "=").
+        segments = token.split(".", 2)
         if len(segments) < 3:
             raise JwtFailure({"message": "Bad token; invalid JSON"})
-        header_64, claims_64, signature_64 = segments[:3]
+        header_64, claims_64, signature_64 = segments
         header = _json_segment(header_64)
         claims = _json_segment(claims_64)
         signature = _b64url(signature_64)
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in KNOWN_ALGORITHMS:
             raise JwtFailure({"message": "Bad token; invalid alg"})
+        if signature is None:
+            raise JwtFailure({"message": "Bad token; invalid signature"})
         key = claims.get(self.key_claim) or header.get(self.key_claim)
         if key is None or key is False:
             raise JwtFailure({"message": f"No mandatory '{self.key_claim}' in claims"})

@@ -14,7 +14,6 @@ from svc_gateway.plugins import Context, GatewayPlugin
 class Prometheus(GatewayPlugin):
     name = "prometheus"
     priority = 13
-    log_phase = True
 
     def __init__(self, config: dict[str, Any], where: str) -> None:
         super().__init__(config, where)

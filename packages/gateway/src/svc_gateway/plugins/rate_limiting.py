@@ -14,8 +14,10 @@ from __future__ import annotations
 import calendar
 import logging
 import math
+import os
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -57,10 +59,32 @@ def period_starts(now: float) -> dict[str, int]:
     return {name: calendar.timegm(dt.timetuple()) * 1000 for name, dt in starts.items()}
 
 
-def redis_url(redis: dict[str, Any]) -> str:
+ENV_REFERENCE = re.compile(r"\{vault://env/([A-Za-z0-9_-]+)\}")
+
+
+def resolve_reference(value: str, environ: Mapping[str, str] | None = None) -> str:
+    """A Kong vault reference to the env vault, ``{vault://env/some-name}``, read as Kong reads
+    it: the variable ``SOME_NAME`` (upper case, ``-`` → ``_``). Other values are kept; other
+    vaults are refused (Kong-only)."""
+    if not value.startswith("{vault://"):
+        return value
+    match = ENV_REFERENCE.fullmatch(value)
+    if match is None:
+        raise ConfigError(f"{value}: only {{vault://env/NAME}} references are supported locally")
+    name = match.group(1).upper().replace("-", "_")
+    resolved = (os.environ if environ is None else environ).get(name)
+    if not resolved:
+        raise ConfigError(f"{value}: the environment variable {name} is not set")
+    return resolved
+
+
+def redis_url(redis: dict[str, Any], environ: Mapping[str, str] | None = None) -> str:
+    """Kong's AUTH rule: credentials only with a password (then with the username if set)."""
     auth = ""
-    if redis.get("password"):
-        auth = f"{quote(redis.get('username') or '', safe='')}:{quote(redis['password'], safe='')}@"
+    password = resolve_reference(str(redis.get("password") or ""), environ)
+    if password:
+        username = resolve_reference(str(redis.get("username") or ""), environ)
+        auth = f"{quote(username, safe='')}:{quote(password, safe='')}@"
     return f"redis://{auth}{redis['host']}:{redis['port']}/{redis['database']}"
 
 

@@ -11,6 +11,10 @@ On a fresh machine (Python 3.11+, nothing else) it:
 4. starts every service instance and the local gateway, waits until each ``/ready`` is green,
    prints the URLs and a curl walkthrough, and stops everything on Ctrl-C / SIGTERM.
 
+The services are the installed packages that register a manifest (``svc_core.discover()``: the
+``svc.services`` entry points, plus ``SVC_EXTRA_SERVICES``); each manifest says its port, whether
+it signs tokens and which services it calls, so nothing here names a service.
+
 Every port and URL is a setting: ``--port order=3003,3013`` runs two order instances behind the
 gateway, ``--url order=http://host:3003`` uses one running elsewhere instead of starting it.
 """
@@ -21,13 +25,9 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
-import importlib
-import logging
 import os
 import signal
 import sys
-import types
-import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -38,20 +38,23 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from svc_core.auth import public_pem
 from svc_core.logs import configure_logging
 from svc_core.runner import serve
-from svc_core.settings import Settings
+from svc_core.service import Service, discover
+from svc_core.settings import mask_url
+from svc_devstack.consistency import routing_problems
 from svc_gateway.config import load
 from svc_gateway.gateway import Gateway
 from svc_gateway.render import render_file
 
-log = logging.getLogger("svc_gateway.devstack")
-
-# The services the stack runs and their ports (design.md). Adding a service = one line here,
-# one block in kong.yml.
-SERVICES: dict[str, int] = {"customer": 3002, "order": 3003, "payment": 3004, "cache": 3001}
 GATEWAY_PORT = 8000
 MEMORY_REDIS = "memory://devstack"
+
+
+def services() -> dict[str, Service[Any]]:
+    """The services the stack runs: every registered manifest, in port order."""
+    return discover()
 
 
 @dataclasses.dataclass
@@ -59,9 +62,8 @@ class StackOptions:
     host: str = "127.0.0.1"
     gateway_port: int = GATEWAY_PORT
     status_port: int = 0
-    ports: dict[str, list[int]] = dataclasses.field(
-        default_factory=lambda: {name: [port] for name, port in SERVICES.items()}
-    )
+    #: the ports of each service's instances; a service not named runs one on its own port
+    ports: dict[str, list[int]] = dataclasses.field(default_factory=dict)
     urls: dict[str, str] = dataclasses.field(default_factory=dict)  # run elsewhere, not here
     root: Path = dataclasses.field(default_factory=Path.cwd)
     environ: Mapping[str, str] = dataclasses.field(default_factory=lambda: dict(os.environ))
@@ -72,16 +74,6 @@ class StackOptions:
     @property
     def work_dir(self) -> Path:
         return self.dev_dir or self.root / ".dev"
-
-
-def settings_class(create_app: Any) -> type[Settings]:
-    """The Settings subclass a service's ``create_app(settings: X | None)`` is annotated with."""
-    hint = typing.get_type_hints(create_app)["settings"]
-    candidates = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-    for candidate in candidates:
-        if isinstance(candidate, type) and issubclass(candidate, Settings):
-            return candidate
-    raise TypeError(f"{create_app.__module__}.create_app takes no Settings subclass")
 
 
 def ensure_dev_keys(keys_dir: Path) -> tuple[Path, Path]:
@@ -99,13 +91,16 @@ def ensure_dev_keys(keys_dir: Path) -> tuple[Path, Path]:
             )
         )
     if not public.exists():
-        loaded = serialization.load_pem_private_key(private.read_bytes(), password=None)
-        public.write_bytes(
-            loaded.public_key().public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-        )
+        public.write_text(public_pem_of(private))
     return private, public
+
+
+def public_pem_of(private: Path) -> str:
+    """The public key PEM of the RSA private key in ``private`` (the chassis' serialisation)."""
+    key = serialization.load_pem_private_key(private.read_bytes(), password=None)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ValueError(f"{private}: not an RSA private key (tokens are RS256)")
+    return public_pem(key)
 
 
 class Stack:
@@ -113,6 +108,13 @@ class Stack:
 
     def __init__(self, options: StackOptions) -> None:
         self.options = options
+        self.services = services()
+        unknown = (options.ports.keys() | options.urls.keys()) - self.services.keys()
+        if unknown:
+            raise ValueError(
+                f"no such service: {', '.join(sorted(unknown))} "
+                f"(registered: {', '.join(self.services)})"
+            )
         self.choices: list[str] = []
         self.urls: dict[str, list[str]] = {}
         self.runners: list[web.AppRunner] = []
@@ -128,7 +130,7 @@ class Stack:
         configured = self.options.environ.get("REDIS_URL")
         if configured and not configured.startswith("memory://"):
             self.redis_url = configured
-            self.choices.append(f"Redis: {_safe(configured)} (REDIS_URL)")
+            self.choices.append(f"Redis: {mask_url(configured)} (REDIS_URL)")
             return
         from svc_core.embedded import RedisServer
 
@@ -158,33 +160,30 @@ class Stack:
             public = Path(environ.get("JWT_PUBLIC_KEYS_FILE") or "")
             if not public.name:
                 public = self.options.work_dir / "jwt-public-from-private.pem"
-                loaded = serialization.load_pem_private_key(private.read_bytes(), password=None)
                 public.parent.mkdir(parents=True, exist_ok=True)
-                public.write_bytes(
-                    loaded.public_key().public_bytes(
-                        serialization.Encoding.PEM,
-                        serialization.PublicFormat.SubjectPublicKeyInfo,
-                    )
-                )
+                public.write_text(public_pem_of(private))
             self.choices.append(f"Signing key: {private} (JWT_PRIVATE_KEY_FILE)")
             return private, public
-        if environ.get("JWT_PUBLIC_KEYS_FILE") and "customer" in self.options.urls:
-            self.choices.append("Signing key: held by the external customer service")
+        signer = next((n for n, s in self.services.items() if s.signs_tokens), None)
+        if environ.get("JWT_PUBLIC_KEYS_FILE") and signer in self.options.urls:
+            self.choices.append(f"Signing key: held by the external {signer} service")
             return None, Path(environ["JWT_PUBLIC_KEYS_FILE"])
         keys_dir = self.options.work_dir / "keys"
         private, public = ensure_dev_keys(keys_dir)
         self.choices.append(f"Signing key: development key pair in {keys_dir} (generated once)")
         return private, public
 
+    def ports(self, name: str) -> list[int]:
+        return self.options.ports.get(name, [self.services[name].port])
+
     def _targets(self) -> dict[str, str]:
         targets = {}
-        for name in SERVICES:
+        for name in self.services:
             if name in self.options.urls:
                 parts = urlsplit(self.options.urls[name])
                 targets[name] = f"{parts.hostname}:{parts.port or 80}"
             else:
-                ports = self.options.ports.get(name, [SERVICES[name]])
-                targets[name] = ",".join(f"{self.options.host}:{p}" for p in ports)
+                targets[name] = ",".join(f"{self.options.host}:{p}" for p in self.ports(name))
         return targets
 
     def _render(self, public: Path) -> Path:
@@ -205,8 +204,9 @@ class Stack:
         return out
 
     def _service_env(
-        self, name: str, port: int, private: Path | None, public: Path
+        self, service: Service[Any], port: int, private: Path | None, public: Path
     ) -> dict[str, str]:
+        name = service.name
         env = {k: v for k, v in self.options.environ.items() if k != "CORS_ORIGINS"}
         env |= {
             "HOST": self.options.host,
@@ -215,22 +215,23 @@ class Stack:
             "MONGO_URL": self._mongo_url(name),
             # Two instances in one process must not share an event-consumer name.
             "EVENTS_CONSUMER": f"{name}-{port}",
-            f"{name.upper()}_EVENTS_CONSUMER": f"{name}-{port}",
+            # where a browser page served by a service (the web client) calls the API
+            "GATEWAY_URL": self.gateway_url,
         }
-        if name == "customer":
+        if service.signs_tokens:
             assert private is not None
             env["JWT_PRIVATE_KEY_FILE"] = str(private)
             env.pop("JWT_PUBLIC_KEYS_FILE", None)
         else:
             env["JWT_PUBLIC_KEYS_FILE"] = str(public)
-        if name == "payment":
-            env["ORDER_SERVICE_URL"] = self.service_url("order")
+        for called, variable in service.call_variables().items():
+            env[variable] = self.service_url(called)
         return env | self.options.service_env
 
     def service_url(self, name: str) -> str:
         if name in self.options.urls:
             return self.options.urls[name]
-        return f"http://{self.options.host}:{self.options.ports.get(name, [SERVICES[name]])[0]}"
+        return f"http://{self.options.host}:{self.ports(name)[0]}"
 
     async def start(self) -> None:
         try:
@@ -244,25 +245,29 @@ class Stack:
         await loop.run_in_executor(None, self._pick_redis)
         mongo = self.options.environ.get("MONGO_URL", "")
         self.choices.append(
-            f"MongoDB: {_safe(mongo)} (MONGO_URL)"
+            f"MongoDB: {mask_url(mongo)} (MONGO_URL)"
             if mongo and not mongo.startswith("memory://")
             else "MongoDB: in-memory (mongomock) per service: memory://<service>"
         )
         private, public = self._keys()
         rendered = self._render(public)
-        for name in SERVICES:
+        config = load(rendered)
+        problems = routing_problems(config, self.services)
+        if problems:
+            raise RuntimeError(
+                "the gateway would not route every service:\n  " + "\n  ".join(problems)
+            )
+        for name, service in self.services.items():
             if name in self.options.urls:
                 self.urls[name] = [self.options.urls[name]]
                 continue
-            module = importlib.import_module(f"svc_{name}.app")
-            settings_cls = settings_class(module.create_app)
-            for port in self.options.ports.get(name, [SERVICES[name]]):
-                settings = settings_cls.from_env(self._service_env(name, port, private, public))
-                app = module.create_app(settings)
+            for port in self.ports(name):
+                settings = service.load_settings(self._service_env(service, port, private, public))
+                app = service.create_app(settings)
                 self.runners.append(await serve(app, self.options.host, port))
                 self.urls.setdefault(name, []).append(f"http://{self.options.host}:{port}")
         override = MEMORY_REDIS if self.redis_url == MEMORY_REDIS else None
-        self.gateway = Gateway(load(rendered), redis_override=override)
+        self.gateway = Gateway(config, redis_override=override)
         self.runners.append(
             await serve(self.gateway.app(), self.options.host, self.options.gateway_port)
         )
@@ -275,7 +280,7 @@ class Stack:
     async def wait_ready(self) -> None:
         """Poll every instance's /ready, then the gateway, until green or the deadline."""
         deadline = asyncio.get_running_loop().time() + self.options.ready_timeout
-        checks = [f"{url}/ready" for name in SERVICES for url in self.urls.get(name, [])]
+        checks = [f"{url}/ready" for name in self.services for url in self.urls.get(name, [])]
         checks.append(f"{self.gateway_url}/auth/jwks.json")
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as session:
             for url in checks:
@@ -301,6 +306,17 @@ class Stack:
             await asyncio.get_running_loop().run_in_executor(None, self._redis_server.stop)
             self._redis_server = None
 
+    def _web_lines(self) -> list[str]:
+        """The browser client's two addresses, when the web service is part of the stack."""
+        if "web" not in self.urls:
+            return []
+        direct = self.urls["web"][0].replace("://127.0.0.1:", "://localhost:", 1)
+        return [
+            "",
+            f"  Web client: {direct}/app/  (cross-origin to the gateway: CORS origin {direct})",
+            f"              {self.gateway_url}/app/  (through the gateway, same origin)",
+        ]
+
     def summary(self) -> str:
         gw = self.gateway_url
         lines = [
@@ -310,6 +326,7 @@ class Stack:
             "",
             f"  gateway    {gw}",
             *(f"  {name:<10} {', '.join(urls)}" for name, urls in self.urls.items()),
+            *self._web_lines(),
             "",
             "Try it:",
             f"  curl -si -X POST {gw}/auth/register -H 'Content-Type: application/json' \\",
@@ -319,23 +336,22 @@ class Stack:
             '       -d \'{"username":"alice","password":"correct horse"}\' \\',
             "       | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')",
             f'  curl -si {gw}/customers/me -H "Authorization: Bearer $TOKEN"',
-            f'  curl -si -X POST {gw}/orders -H "Authorization: Bearer $TOKEN" '
+            f'  ORDER=$(curl -s -X POST {gw}/orders -H "Authorization: Bearer $TOKEN" '
             "-H 'Content-Type: application/json' \\",
             '       -d \'{"currency":"EUR","items":[{"sku":"tea-1","name":"Green tea",'
-            '"quantity":2,"unit_price":450}]}\'',
+            '"quantity":2,"unit_price":450}]}\' \\',
+            "       | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"id\"])')",
+            f'  curl -si -X POST {gw}/payments -H "Authorization: Bearer $TOKEN" '
+            "-H \"Idempotency-Key: $(python3 -c 'import uuid; print(uuid.uuid4())')\" \\",
+            "       -H 'Content-Type: application/json' -d '{\"order_id\":\"'$ORDER'\","
+            '"card":{"number":"4242424242424242","exp_month":12,"exp_year":2030,"cvc":"123"}}\'',
+            f'  curl -si {gw}/orders/$ORDER -H "Authorization: Bearer $TOKEN"   # "status": "paid"',
             f'  curl -si -X PUT {gw}/cache/greeting -H "Authorization: Bearer $TOKEN" '
             '-H \'Content-Type: application/json\' -d \'{"value":"hello","ttl_seconds":60}\'',
             "",
             "Ctrl-C stops everything.",
         ]
         return "\n".join(lines)
-
-
-def _safe(url: str) -> str:
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
-    return url
 
 
 def _find_root(start: Path) -> Path:
@@ -374,21 +390,22 @@ def parse_options(argv: list[str] | None, environ: Mapping[str, str]) -> StackOp
         help="use a service running elsewhere (env: <SERVICE>_URL)",
     )
     args = parser.parse_args(argv)
-    ports = {name: [port] for name, port in SERVICES.items()}
+    registered = services()
+    ports: dict[str, list[int]] = {}
     urls: dict[str, str] = {}
-    for name in SERVICES:
+    for name in registered:
         if environ.get(f"{name.upper()}_PORTS"):
             ports[name] = [int(p) for p in environ[f"{name.upper()}_PORTS"].split(",")]
         if environ.get(f"{name.upper()}_URL"):
             urls[name] = environ[f"{name.upper()}_URL"]
     for item in args.port:
         name, _, value = item.partition("=")
-        if name not in SERVICES or not value:
-            parser.error(f"--port {item}: expected one of {', '.join(SERVICES)}=PORT[,PORT]")
+        if name not in registered or not value:
+            parser.error(f"--port {item}: expected one of {', '.join(registered)}=PORT[,PORT]")
         ports[name] = [int(p) for p in value.split(",")]
     for item in args.url:
         name, _, value = item.partition("=")
-        if name not in SERVICES or not value.startswith(("http://", "https://")):
+        if name not in registered or not value.startswith(("http://", "https://")):
             parser.error(f"--url {item}: expected SERVICE=http://host:port")
         urls[name] = value
     return StackOptions(
@@ -417,20 +434,12 @@ async def run(options: StackOptions) -> None:
         await stack.stop()
 
 
-class _QuietProbes(logging.Filter):
-    """Drop the access-log lines of health probes (every upstream target, every few seconds)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return getattr(record, "path", None) not in ("/health", "/ready")
-
-
 def main(argv: list[str] | None = None) -> None:
     options = parse_options(argv, dict(os.environ))
     configure_logging("dev", os.environ.get("LOG_LEVEL", "INFO"))
-    logging.getLogger("svc_core.access").addFilter(_QuietProbes())
     try:
         asyncio.run(run(options))
-    except RuntimeError as exc:
+    except (RuntimeError, ValueError) as exc:
         print(f"svc-dev: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
 
