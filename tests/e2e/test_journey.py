@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 
 from svc_core.testing import eventually, random_email, random_username
-from svc_gateway.devstack import Stack
+from svc_devstack.stack import Stack
 from svc_gateway.plugins.rate_limiting import RateLimiting
 
 PASSWORD = "correct horse battery"

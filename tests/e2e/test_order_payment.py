@@ -23,9 +23,9 @@ from aiohttp import web
 
 from svc_core import serve
 from svc_core.testing import eventually, free_port
-from svc_order.app import create_app as create_order_app
+from svc_order import create_app as create_order_app
 from svc_order.settings import OrderSettings
-from svc_payment.app import create_app as create_payment_app
+from svc_payment import create_app as create_payment_app
 from svc_payment.settings import PaymentSettings
 
 DEADLINE = 10.0  # generous: a poll's upper bound, not a timing assertion
@@ -87,8 +87,10 @@ class Services:
         )
         app = create_order_app(settings)
         if not consumer:
-            # The order service has no switch for this; leave out its consume() context.
-            kept = [c for c in app.cleanup_ctx if "consume" not in getattr(c, "__qualname__", "")]
+            # The order service has no switch for this; leave out its consumers (Events.start).
+            kept = [
+                c for c in app.cleanup_ctx if "Events.start" not in getattr(c, "__qualname__", "")
+            ]
             assert len(kept) == len(app.cleanup_ctx) - 1
             app.cleanup_ctx[:] = kept
         return await self._start(app)

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from svc_gateway.devstack import Stack
+from svc_devstack.stack import Stack
 from tests.e2e.test_journey import sign_up
 
 
