@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import shutil
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -168,3 +170,44 @@ async def test_open_a_range(store):
     with pytest.raises(Missing):
         await store.open(new_id(), 0, 1)
 
+
+async def _local_upload_with_pieces(tmp_path: Path, *sizes: int) -> tuple[LocalStorage, str]:
+    storage = LocalStorage(tmp_path)
+    await storage.start()
+    upload_id = new_id()
+    offset = 0
+    for size in sizes:
+        writer = await storage.segment(upload_id, offset)
+        await writer.write(b"x" * size)
+        await writer.commit()
+        offset += size
+    return storage, upload_id
+
+
+async def test_local_pieces_removed_while_listed_are_skipped(tmp_path: Path, monkeypatch):
+    """The expiry sweep or a termination may remove a piece between listing and sizing it."""
+    storage, upload_id = await _local_upload_with_pieces(tmp_path, 3, 4)
+    assert await storage.segments(upload_id) == [(0, 3), (3, 4)]
+    real_stat = os.stat
+
+    def racing_stat(path, *args, **kwargs):
+        if str(path).endswith(f"{0:016d}.seg"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", racing_stat)
+    assert await storage.segments(upload_id) == [(3, 4)]
+
+
+async def test_local_an_upload_removed_while_listed_has_no_pieces(tmp_path: Path, monkeypatch):
+    storage, upload_id = await _local_upload_with_pieces(tmp_path, 3)
+    real_listdir = os.listdir
+
+    def racing_listdir(path="."):
+        if str(path).endswith(upload_id):
+            shutil.rmtree(path, ignore_errors=True)
+        return real_listdir(path)
+
+    monkeypatch.setattr(os, "listdir", racing_listdir)
+    assert await storage.segments(upload_id) == []

@@ -227,11 +227,21 @@ class LocalStorage:
         folder = self.uploads / check_key(upload_id)
 
         def listing() -> list[tuple[int, int]]:
-            if not folder.is_dir():
+            # The sweep, a termination or a finished upload may remove pieces (or the whole
+            # folder) while this lists them: a piece gone before its size is read is gone.
+            try:
+                names = os.listdir(folder)
+            except (FileNotFoundError, NotADirectoryError):
                 return []
-            return sorted(
-                (int(p.stem), p.stat().st_size) for p in folder.iterdir() if p.suffix == ".seg"
-            )
+            found = []
+            for name in names:
+                stem, dot, suffix = name.partition(".")
+                if dot and suffix == "seg":
+                    try:
+                        found.append((int(stem), os.stat(folder / name).st_size))
+                    except FileNotFoundError:
+                        continue
+            return sorted(found)
 
         return await asyncio.get_running_loop().run_in_executor(None, listing)
 
