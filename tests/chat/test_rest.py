@@ -46,6 +46,10 @@ async def test_room_name_limits(chat: Any, rest: Any) -> None:
     assert room["name"] == "é" * 100  # code points, not bytes
     status, _ = await rest(chat, "POST", "/chat/rooms", json={"name": "x"})
     assert status == 201
+    # the limit counts the name once trimmed, as the published pattern says
+    status, room = await rest(chat, "POST", "/chat/rooms", json={"name": f"  {'x' * 100}\u3000"})
+    assert status == 201
+    assert room["name"] == "x" * 100
 
 
 async def test_rooms_need_a_token(chat: Any, rest: Any, make_token: Any) -> None:

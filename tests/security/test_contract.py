@@ -203,3 +203,104 @@ def test_the_validators_accept_what_the_published_pattern_matches() -> None:
             if accepted != published:
                 disagree.append(f"{where} {probe!r}: validator {accepted}, ECMA-262 {published}")
     assert not disagree, disagree
+
+
+def _published_text_fields(
+    schema: Schema, prefix: str = ""
+) -> Iterator[tuple[str, Schema, str, fields.Field]]:
+    """(component, schema, field name, field) of every string field that states its rule as a
+    pattern of its own (the text rule, a chat body): no Regexp validator, nested too."""
+    for name, field in schema.fields.items():
+        inner = field.inner if isinstance(field, fields.List) else field
+        if isinstance(inner, fields.Nested):
+            yield from _published_text_fields(inner.schema, f"{prefix}{name}.")
+        elif (
+            isinstance(inner, fields.String)
+            and "pattern" in inner.metadata
+            and not any(isinstance(v, validate.Regexp) for v in inner.validators)
+        ):
+            yield type(schema).__name__.removesuffix("Schema"), schema, name, inner
+
+
+# Text near the rules: white space of both kinds (Python's str.isspace and ECMA's \s differ on
+# U+FEFF, U+180E, U+001C-001F, U+0085), controls, bidi controls, and letters around them
+TEXT_PROBES = [
+    "a",
+    "abc",
+    " a ",
+    "a b",
+    " ",
+    "  ",
+    "\t",
+    "\n",
+    " \n\t ",
+    "a\nb",
+    "a\tb",
+    "\na",
+    "a\n",
+    "a\rb",
+    "a\x0bb",
+    "a\x0cb",
+    "\x1c",
+    "a\x1fb",
+    "a\x7fb",
+    "a\x85b",
+    "\x85",
+    "\u00a0",
+    "\u00a0a",
+    "\u1680",
+    "\u180e",
+    "\u2000",
+    "\u200b",
+    "\u2028",
+    "\u2029",
+    "\u202f",
+    "\u3000",
+    "\ufeff",
+    "a\ufeff",
+    "a\u202eb",
+    "\u202e",
+    "\u2066x\u2069",
+    "caf\u00e9",
+    "\U0001f600",
+    "\u0661\u0662",
+    f" {'x' * 100} ",
+    f"\u3000{'x' * 99}\u202f",
+    "x" * 101,
+    "x" * 4001,
+    *(f" {chr(c)}" for c in range(0x110000) if chr(c).isspace()),
+]
+
+
+def test_text_fields_accept_exactly_what_their_published_schema_allows() -> None:
+    """Each text field (its whole deserialization: the character rule, trimming, lengths) and
+    its published ``pattern``, ``minLength`` and ``maxLength``, read as ECMA-262, agree on
+    every probe: the fuzz's positive and negative checks rest on this."""
+    found: dict[str, tuple[fields.Field, dict[str, Any]]] = {}
+    for name, service in SERVICES.items():
+        components = document(name)["components"]["schemas"]
+        for spec in service.routes:
+            body = spec.schema_instance("body")
+            if body is not None:
+                for component, _schema, field_name, field in _published_text_fields(body):
+                    prop = components[component]["properties"][field_name]
+                    found[f"{name}: {component}.{field_name}"] = (field, prop)
+    assert any("MessageCreate.body" in where for where in found), sorted(found)
+    probes = [(prop["pattern"], s) for _field, prop in found.values() for s in TEXT_PROBES]
+    errors, matches = ecma(sorted({p for p, _ in probes}), probes)
+    assert not errors, errors
+    disagree = []
+    for i, (where, (field, prop)) in enumerate(found.items()):
+        answers = matches[i * len(TEXT_PROBES) : (i + 1) * len(TEXT_PROBES)]
+        for probe, pattern_matches in zip(TEXT_PROBES, answers, strict=True):
+            published = pattern_matches and prop.get("minLength", 0) <= len(probe) <= prop.get(
+                "maxLength", len(probe)
+            )
+            try:
+                field.deserialize(probe)
+                accepted = True
+            except ValidationError:
+                accepted = False
+            if accepted != published:
+                disagree.append(f"{where} {probe!r}: field {accepted}, published {published}")
+    assert not disagree, disagree

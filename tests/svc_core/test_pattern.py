@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 
@@ -15,6 +16,7 @@ from marshmallow import ValidationError
 from svc_core import Pattern, Schema, Str
 from svc_core.openapi import build_spec
 from svc_core.routing import RouteTable, route_spec
+from svc_core.schema import CONTROLS, text_pattern
 
 DIGITS = Pattern("[0-9]{3,4}", error="Must be 3 or 4 digits.")
 
@@ -147,3 +149,31 @@ def test_portable_bodies_read_alike_in_python_and_ecma_262() -> None:
             if accepted != published:
                 disagree.append((validator.regex.pattern, probe, accepted, published))
     assert not disagree, disagree
+
+
+@pytest.mark.parametrize(
+    ("value", "most", "matches"),
+    [
+        ("x", 1, True),
+        ("  x\u3000", 1, True),
+        ("xy", 1, False),
+        ("x y", 3, True),
+        (" x  y ", 3, False),  # "x  y" is 4 once trimmed
+        ("xyz", 3, True),
+        ("wxyz", 3, False),
+        ("   ", 3, False),
+        ("", None, False),
+        (" \u00a0", None, False),
+        ("\ufeff", None, True),  # not white space to str.isspace() (ECMA's \s says it is)
+        ("a\x07", None, False),
+        ("a\u202e", None, True),  # only what is refused is refused
+    ],
+)
+def test_text_pattern(value: str, most: int | None, matches: bool) -> None:
+    pattern = text_pattern(refused=CONTROLS, most=most)
+    assert bool(re.fullmatch(pattern.removeprefix("^").removesuffix("$"), value)) is matches
+
+
+def test_text_pattern_needs_bmp_code_points() -> None:
+    with pytest.raises(ValueError, match="BMP"):
+        text_pattern(refused=frozenset({0x1F600}))

@@ -8,24 +8,32 @@ import marshmallow as ma
 
 from svc_chat import domain
 from svc_core import Id, PageQuery, Schema, Str, Timestamp, fields, validate
-from svc_core.schema import TEXT_PATTERNS
+from svc_core.schema import BIDI_CONTROLS, CONTROLS, text_pattern
 
 
 class LineText(Str):
     """Single-line text people read, trimmed: control and bidi characters are refused before
-    the surrounding white space is trimmed (so a trailing U+001F is an error, not trimmed)."""
+    the surrounding white space is trimmed (so a trailing U+001F is an error, not trimmed);
+    once trimmed it holds 1 to ``most`` code points."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        # /openapi.json states the rule (api.md "text") as the chassis' single-line pattern
-        kwargs["metadata"] = {"pattern": TEXT_PATTERNS[""], **kwargs.get("metadata", {})}
+    def __init__(self, *, most: int, **kwargs: Any) -> None:
+        # /openapi.json states the whole rule as one pattern: the characters (api.md "text"),
+        # not only white space, and the length once trimmed (a maxLength would count the
+        # white space around it)
+        pattern = text_pattern(refused=CONTROLS | BIDI_CONTROLS, most=most)
+        kwargs["metadata"] = {"pattern": pattern, **kwargs.get("metadata", {})}
         super().__init__(strip=False, **kwargs)
+        self.most = most
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         raw = super()._deserialize(value, attr, data, **kwargs)
         problem = domain.line_text_problem(raw)
         if problem is not None:
             raise ma.ValidationError(problem)
-        return raw.strip()
+        trimmed = raw.strip()
+        if not 1 <= len(trimmed) <= self.most:
+            raise ma.ValidationError(f"Length must be between 1 and {self.most}.")
+        return trimmed
 
 
 def _body(value: str) -> None:
@@ -38,16 +46,16 @@ def _body(value: str) -> None:
 
 
 class RoomCreate(Schema):
-    name = LineText(required=True, validate=validate.Length(min=1, max=domain.ROOM_NAME_MAX))
+    name = LineText(required=True, most=domain.ROOM_NAME_MAX)
 
 
 class MessageCreate(Schema):
-    # the pattern: at least one character that is not white space, and no control character
-    # but line feed and tab (what _body checks)
+    # the pattern: not only white space, and no control character but line feed and tab (what
+    # _body checks; bidi controls are allowed in a body, api.md "text")
     body = Str(
         required=True,
         validate=[validate.Length(min=1, max=domain.BODY_MAX), _body],
-        metadata={"pattern": "^(?=[\\s\\S]*\\S)" + TEXT_PATTERNS["\n\t"][1:]},
+        metadata={"pattern": text_pattern(refused=CONTROLS - {0x09, 0x0A})},
     )
 
 

@@ -91,6 +91,48 @@ TEXT_PATTERNS = {
 }
 
 
+# Code points by kind, for text_pattern (all in the BMP)
+CONTROLS = frozenset([*range(0x20), *range(0x7F, 0xA0)])  # Unicode Cc
+BIDI_CONTROLS = frozenset([*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+# White space as str.isspace() and str.strip() read it. ECMA-262's \s differs (it has U+FEFF;
+# it lacks U+001C-001F and U+0085), so text_pattern spells the set out instead of using \s.
+WHITE_SPACE = frozenset(c for c in range(0x10000) if chr(c).isspace())
+
+
+def _class(points: frozenset[int]) -> str:
+    """The body of a character class holding exactly ``points``, as ``\\uXXXX`` ranges."""
+    parts, ordered = [], sorted(points)
+    start = prev = ordered[0]
+    for point in [*ordered[1:], None]:
+        if point is not None and point == prev + 1:
+            prev = point
+            continue
+        parts.append(f"\\u{start:04x}" + (f"-\\u{prev:04x}" if prev > start else ""))
+        if point is not None:
+            start = prev = point
+    return "".join(parts)
+
+
+def text_pattern(*, refused: frozenset[int], most: int | None = None) -> str:
+    """The JSON Schema pattern of text that holds none of ``refused`` and is not only white
+    space; with ``most``, at most that many code points once trimmed (``str.strip()``).
+
+    It reads the same in Python's ``re`` and ECMA-262, with no lookahead (schemathesis and
+    hypothesis draw from it quickly): white space, then a character that is not white space,
+    then (up to ``most - 2`` of) anything allowed and a last character that is not white space,
+    then white space.
+    """
+    if not refused or max(refused) > 0xFFFF:
+        raise ValueError("text_pattern: refused must be BMP code points, at least one")
+    space = f"[{_class(WHITE_SPACE - refused)}]*"
+    visible = f"[^{_class(refused | WHITE_SPACE)}]"
+    allowed = f"[^{_class(refused)}]"
+    if most is None:
+        return f"^{space}{visible}{allowed}*$"
+    middle = "" if most == 1 else f"(?:{allowed}{{0,{most - 2}}}{visible})?"
+    return f"^{space}{visible}{middle}{space}$"
+
+
 def _control(value: str, allowed: str) -> bool:
     """Whether ``value`` holds a control character (Unicode Cc) or a bidirectional control
     (U+202A-U+202E, U+2066-U+2069) other than those in ``allowed`` (api.md "text")."""
