@@ -418,6 +418,19 @@ async def test_terminating_a_finished_upload_is_409(client, alice):
     await assert_problem(resp, 409, "upload_complete")
 
 
+async def test_deleting_the_file_of_a_finished_upload_removes_the_upload(client, alice):
+    """A finished upload lives as long as its file (api-decisions): no record outlives it."""
+    from svc_files.parts import PARTS
+
+    location = await create(client, alice, 3)
+    await client.patch(location, data=b"abc", headers={**alice, **CHUNK, "Upload-Offset": "0"})
+    upload_id = location.rsplit("/", 1)[-1]
+    assert (await head(client, alice, location)).status == 200
+    assert (await client.delete(f"/files/{upload_id}", headers=alice)).status == 204
+    assert (await head(client, alice, location)).status == 404
+    assert await PARTS.of(client.app).uploads.uploads.find_one({"_id": upload_id}) is None
+
+
 async def test_another_customers_upload_is_404(client, alice, bob):
     location = await create(client, alice, 10)
     assert (await head(client, bob, location)).status == 404

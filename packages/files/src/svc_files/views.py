@@ -162,7 +162,8 @@ async def download_file(request: web.Request) -> web.StreamResponse:
 
 @routes.delete("/files/{file_id}", load=owned_file, status=204, errors=(404,))
 async def delete_file(request: web.Request) -> None:
-    """Delete one of the caller's files: its bytes first, then its metadata."""
+    """Delete one of the caller's files: its bytes first, then its metadata, then the finished
+    upload it came from, if any (an upload's id is its file's; HEAD said 404 already)."""
     file: File = resource(request)
     parts = _parts(request)
     async with audit.event(request, "file.delete", target=("file", file["_id"])) as event:
@@ -170,6 +171,7 @@ async def delete_file(request: web.Request) -> None:
         await parts.storage.delete(file["_id"])
         if not await parts.files.delete(file["_id"], owner=file["owner"]):
             raise NotFound("No such file.")
+        await parts.uploads.delete(file["_id"])
 
 
 # --- resumable uploads (tus 1.0.0) ---------------------------------------------------------
