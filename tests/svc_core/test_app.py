@@ -591,6 +591,8 @@ FRAMING_ERRORS = {
     "oversized-header": b"GET /whoami HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer SECRET"
     + b"T" * 20000
     + b"\r\n\r\n",
+    "oversized-request-line": b"GET /whoami?x=" + b"y" * 9000 + b" HTTP/1.1\r\nHost: x\r\n"
+    b"Authorization: Bearer SECRET.TOKEN\r\n\r\n",
     "bad-chunking": b"POST /notes HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer SECRET.TOKEN\r\n"
     b"Transfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
     "cl-and-te": b"POST /notes HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer SECRET.TOKEN\r\n"
@@ -623,3 +625,17 @@ async def test_invalid_http_is_a_problem_that_echoes_nothing_and_logs_no_header(
     assert problem["status"] == int(head[9:12])
     assert "SECRET" not in caplog.text
     assert "Traceback" not in caplog.text
+
+
+async def test_every_operation_documents_the_invalid_http_400(client):
+    """Any request may be refused as not valid HTTP (a request line over 8 KiB: a long query
+    value or path id), so every operation lists the 400 the runner answers."""
+    document = await (await client.get("/openapi.json")).json()
+    undocumented = [
+        f"{method.upper()} {path}"
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        if "400" not in operation["responses"]
+    ]
+    assert document["paths"]
+    assert not undocumented, undocumented

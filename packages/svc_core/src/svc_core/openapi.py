@@ -90,7 +90,9 @@ def build_spec(title: str, version: str, routes: list[RouteSpec]) -> dict[str, A
                 }
             ok["content"] = {route.content_type: {"schema": schema}}
         operation["responses"][str(route.status)] = ok
-        errors = set(route.errors)
+        # any request may be refused as not valid HTTP (a request line over 8 KiB: a long query
+        # value or path id; bad header bytes): the runner's 400 (api.md "HTTP limits")
+        errors = {400, *route.errors}
         if not route.public:
             errors.add(401)
             operation["security"] = [{"bearer": []}]
@@ -98,7 +100,7 @@ def build_spec(title: str, version: str, routes: list[RouteSpec]) -> dict[str, A
         if takes_json:
             # malformed JSON or another content type (400), too large (413), an unsupported
             # Content-Encoding (415), unknown fields (422): the chassis checks every body
-            errors |= {400, 413, 415, 422}
+            errors |= {413, 415, 422}
         if route.body is not None or route.query is not None or route.path_params is not None:
             errors.add(422)
         for status in sorted(errors):
