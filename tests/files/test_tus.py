@@ -533,6 +533,85 @@ async def test_a_writer_that_lost_its_lease_keeps_nothing(client, alice):
     assert resp.status == 204
 
 
+async def test_a_termination_during_the_last_chunk_keeps_nothing(client, alice, storage):
+    """DELETE while the last byte's PATCH is still streaming: 204, and that PATCH hears 404 and
+    makes no file (its piece is not committed)."""
+    from svc_files.parts import PARTS
+
+    location = await create(client, alice, 20)
+    upload_id = location.rsplit("/", 1)[-1]
+    states = PARTS.of(client.app).uploads.uploads
+    release = asyncio.Event()
+
+    async def stalled():
+        yield b"a" * 10
+        await release.wait()
+        yield b"b" * 10
+
+    last = asyncio.create_task(
+        client.patch(location, data=stalled(), headers={**alice, **CHUNK, "Upload-Offset": "0"})
+    )
+
+    async def held() -> bool:
+        return (await states.find_one({"_id": upload_id}))["lock"] is not None
+
+    await eventually(held, timeout=5)
+    assert (await client.delete(location, headers={**alice, **TUS})).status == 204
+    release.set()
+    await assert_problem(await last, 404, "not_found")
+    assert (await client.get(f"/files/{upload_id}", headers=alice)).status == 404
+    assert await storage.segments(upload_id) == []
+    assert await left_in_storage(storage) == ([], 0)
+
+
+async def test_a_termination_while_the_file_is_being_made_is_409(
+    client, alice, storage, monkeypatch
+):
+    """DELETE once the last byte is in and the file is being made: the upload is complete
+    (409 upload_complete), and the file is made."""
+    finishing, go_on = asyncio.Event(), asyncio.Event()
+    real_finish = uploads._finish
+
+    async def paused_finish(*args, **kwargs):
+        finishing.set()
+        await go_on.wait()
+        await real_finish(*args, **kwargs)
+
+    monkeypatch.setattr(uploads, "_finish", paused_finish)
+    location = await create(client, alice, 3)
+    upload_id = location.rsplit("/", 1)[-1]
+    last = asyncio.create_task(
+        client.patch(location, data=b"abc", headers={**alice, **CHUNK, "Upload-Offset": "0"})
+    )
+    await asyncio.wait_for(finishing.wait(), 5)
+    resp = await client.delete(location, headers={**alice, **TUS})
+    await assert_problem(resp, 409, "upload_complete")
+    go_on.set()
+    assert (await last).status == 204
+    got = await client.get(f"/files/{upload_id}/content", headers=alice)
+    assert got.status == 200
+    assert await got.read() == b"abc"
+
+
+async def test_a_crashed_finisher_does_not_block_a_termination(client, alice):
+    """A finisher whose instance died leaves ``finishing`` and a lease that runs out: then
+    the upload can be terminated again."""
+    from svc_files.parts import PARTS
+
+    location = await create(client, alice, 3)
+    upload_id = location.rsplit("/", 1)[-1]
+    states = PARTS.of(client.app).uploads.uploads
+    gone = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    lock = {"token": "dead", "until": gone + dt.timedelta(hours=1)}
+    await states.update_one({"_id": upload_id}, {"$set": {"finishing": True, "lock": lock}})
+    await assert_problem(
+        await client.delete(location, headers={**alice, **TUS}), 409, "upload_complete"
+    )
+    await states.update_one({"_id": upload_id}, {"$set": {"lock.until": gone}})
+    assert (await client.delete(location, headers={**alice, **TUS})).status == 204
+    assert (await head(client, alice, location)).status == 404
+
+
 @pytest.mark.parametrize("encoding", ["gzip", "deflate", "x-unknown", "gzip, gzip"])
 async def test_a_content_encoded_chunk_is_refused_never_5xx(client, alice, encoding):
     """Chunks are stored byte for byte: any Content-Encoding is refused with 415 (api.md

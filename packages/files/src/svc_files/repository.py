@@ -119,9 +119,29 @@ class UploadRepository:
     async def delete(self, upload_id: str) -> None:
         await self.uploads.delete_one({"_id": upload_id})
 
-    async def delete_unfinished(self, upload_id: str, *, owner: str) -> bool:
+    async def claim_finish(self, upload_id: str, *, token: str) -> bool:
+        """Mark the upload as being made a file by the lease holder: from here a termination
+        is refused (the upload is complete) until the lease ends. False: the lease is lost
+        (terminated, or taken over after a stall)."""
+        result = await self.uploads.update_one(
+            {"_id": upload_id, "lock.token": token}, {"$set": {"finishing": True}}
+        )
+        return bool(result.matched_count)
+
+    async def delete_unfinished(self, upload_id: str, *, owner: str, now: dt.datetime) -> bool:
+        """Delete the upload unless it is finished or its last byte's writer is making it a file
+        (its lease still live: a crashed finisher does not block a termination for ever)."""
         result = await self.uploads.delete_one(
-            {"_id": upload_id, "owner": owner, "complete": False}
+            {
+                "_id": upload_id,
+                "owner": owner,
+                "complete": False,
+                "$or": [
+                    {"finishing": {"$ne": True}},
+                    {"lock": None},
+                    {"lock.until": {"$lte": now}},
+                ],
+            }
         )
         return bool(result.deleted_count)
 

@@ -176,6 +176,13 @@ async def _write_held(
         return Progress(
             reached, upload["length"], now() + LIFETIME if received else upload["expires_at"]
         )
+    # The last byte is in: claim the making of the file before the piece counts, so a racing
+    # termination either came first (this request keeps nothing) or is refused (409).
+    if not await parts.uploads.claim_finish(upload_id, token=token):
+        await writer.abort()
+        if await parts.uploads.get(upload_id, owner=upload["owner"]) is None:
+            raise NotFound("No such upload.")
+        raise tus.OffsetMismatch("This request stalled and lost the upload to another one.")
     await writer.commit()
     await _finish(parts, upload, token=token)
     return Progress(reached, upload["length"], None)
@@ -259,10 +266,13 @@ async def _finish(parts: Parts, upload: Upload, *, token: str) -> None:
         await shielded(parts.uploads.delete(upload_id))
         raise
     except BaseException:
-        # Keep the pieces; let a retry (HEAD says the offset is the length) be refused cleanly.
+        # Keep the pieces; let a retry (HEAD says the offset is the length) be refused cleanly,
+        # and a termination go through.
         await shielded(
             parts.uploads.release(
-                upload_id, token=token, fields={"offset": upload["length"], "updated_at": now()}
+                upload_id,
+                token=token,
+                fields={"offset": upload["length"], "updated_at": now(), "finishing": False},
             )
         )
         raise
@@ -277,10 +287,15 @@ async def _finish(parts: Parts, upload: Upload, *, token: str) -> None:
 
 
 async def terminate(parts: Parts, upload: Upload) -> None:
-    """``DELETE``: the unfinished upload and its bytes are gone (state first: no new writes)."""
+    """``DELETE``: the unfinished upload and its bytes are gone (state first: no new writes; a
+    writer holding the lease keeps nothing). An upload whose last byte is in and is being made
+    a file is complete: 409."""
     if upload["complete"]:
         raise tus.UploadComplete()
-    if not await parts.uploads.delete_unfinished(upload["_id"], owner=upload["owner"]):
+    if not await parts.uploads.delete_unfinished(upload["_id"], owner=upload["owner"], now=now()):
+        current = await parts.uploads.get(upload["_id"], owner=upload["owner"])
+        if current is not None:  # finished, or being made a file, since it was read
+            raise tus.UploadComplete()
         raise NotFound("No such upload.")
     await parts.storage.drop_segments(upload["_id"])
 
