@@ -152,12 +152,14 @@ class AccessLog:
         route: str,
         status: int,
         seconds: float,
+        trace: str = "",
     ) -> None:
-        """Log one request that took ``seconds`` (written as ``duration_ms``, 2 decimals)."""
+        """Log one request that took ``seconds`` (written as ``duration_ms``, 2 decimals);
+        ``trace`` is the ids' fragment :meth:`write_traced` puts after the request id."""
         ms = int(time.time() * 1000)
         stamp = self._stamp if ms == self._ms else self._stamp_of(ms)
         line = (
-            f"{stamp}{self._head}{_quote(request_id)}, "
+            f"{stamp}{self._head}{_quote(request_id)}, {trace}"
             f'"method": "{method}", "path": {_quote(path)}'
             f"{self._routes.get(route) or self._route(route)}{status}, "
             f'"duration_ms": {seconds * 1000:.2f}}}\n'
@@ -185,22 +187,9 @@ class AccessLog:
         if ids is None:  # no span (a sampled-out request is still a valid context)
             self.write(request_id, method, path, route, status, seconds)
             return
-        ms = int(time.time() * 1000)
-        stamp = self._stamp if ms == self._ms else self._stamp_of(ms)
         # both ids are lowercase hex (svc_core.tracing.current_ids): nothing to escape
-        line = (
-            f"{stamp}{self._head}{_quote(request_id)}, "
-            f'"trace_id": "{ids[0]}", "span_id": "{ids[1]}", '
-            f'"method": "{method}", "path": {_quote(path)}'
-            f"{self._routes.get(route) or self._route(route)}{status}, "
-            f'"duration_ms": {seconds * 1000:.2f}}}\n'
-        )
-        self._lines.append(line)
-        self._size += len(line)
-        if self._size >= self.max_bytes:
-            self.flush()
-        elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self.flush_interval, self.flush)
+        trace = f'"trace_id": "{ids[0]}", "span_id": "{ids[1]}", '
+        self.write(request_id, method, path, route, status, seconds, trace)
 
     def flush(self) -> None:
         if self._timer is not None:
