@@ -45,16 +45,6 @@ async def upload(
     return file
 
 
-async def assert_problem(resp: Any, status: int, code: str) -> dict[str, Any]:
-    assert resp.status == status, await resp.text()
-    assert resp.content_type == "application/problem+json"
-    problem = await resp.json()
-    assert problem["status"] == status
-    assert problem["code"] == code
-    assert problem["request_id"] == resp.headers["X-Request-ID"]
-    return problem
-
-
 def raw_multipart(
     parts: list[tuple[str, bytes]], boundary: str = "b0undary"
 ) -> tuple[bytes, dict[str, str]]:

@@ -11,7 +11,8 @@ from typing import Any
 from pymongo.errors import AutoReconnect
 
 from svc_core import audit, keys
-from tests.files.helpers import ELF, assert_problem, form, upload
+from svc_core.testing import assert_problem
+from tests.files.helpers import ELF, form, upload
 from tests.files.test_tus import CHUNK, b64, create
 
 OWNER = {"type": "customer", "id": "cust-alice", "ip": "127.0.0.1"}

@@ -7,7 +7,8 @@ import hashlib
 
 import pytest
 
-from tests.files.helpers import PNG, assert_problem, left_in_storage, upload
+from svc_core.testing import assert_problem
+from tests.files.helpers import PNG, left_in_storage, upload
 
 CONTENT = bytes(range(256)) * 40 + b"tail"  # 10244 bytes, binary after a PNG signature
 BODY = PNG[:16] + CONTENT

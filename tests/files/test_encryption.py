@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 
 from svc_core import SettingsError, keys
-from svc_core.testing import eventually
+from svc_core.testing import assert_problem, eventually
 from svc_files import FilesSettings, create_app
 from svc_files.encryption import CHUNK, SALT, TAG, Keyring, Sealer, Tampered, sealed_size
 from svc_files.vault import SealingWriter
-from tests.files.helpers import PNG, assert_problem, upload
+from tests.files.helpers import PNG, upload
 
 MIB = 1024 * 1024
 TUS = {"Tus-Resumable": "1.0.0"}

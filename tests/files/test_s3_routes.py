@@ -8,7 +8,8 @@ import os
 
 import pytest
 
-from tests.files.helpers import PNG, assert_problem, form, left_in_storage, upload
+from svc_core.testing import assert_problem
+from tests.files.helpers import PNG, form, left_in_storage, upload
 
 MIB = 1024 * 1024
 

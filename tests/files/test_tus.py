@@ -13,9 +13,9 @@ import os
 import pytest
 from tusclient import client as tus_client
 
-from svc_core.testing import eventually
+from svc_core.testing import assert_problem, eventually
 from svc_files import uploads
-from tests.files.helpers import ELF, PNG, assert_problem, left_in_storage
+from tests.files.helpers import ELF, PNG, left_in_storage
 
 MIB = 1024 * 1024
 TUS = {"Tus-Resumable": "1.0.0"}

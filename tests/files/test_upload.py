@@ -10,10 +10,10 @@ import zipfile
 
 import pytest
 
+from svc_core.testing import assert_problem
 from tests.files.helpers import (
     ELF,
     PNG,
-    assert_problem,
     file_part,
     form,
     left_in_storage,

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from svc_core.testing import assert_problem
 from tests.order.helpers import ITEMS, ITEMS_TOTAL, create_order, get_order
 
 RFC3339_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\Z")
@@ -19,16 +20,6 @@ ORDER_FIELDS = {
     "created_at",
     "updated_at",
 }
-
-
-async def assert_problem(resp, status: int, code: str) -> dict:
-    assert resp.status == status, await resp.text()
-    assert resp.content_type == "application/problem+json"
-    problem = await resp.json()
-    assert problem["status"] == status
-    assert problem["code"] == code
-    assert problem["request_id"] == resp.headers["X-Request-ID"]
-    return problem
 
 
 # --- POST /orders ----------------------------------------------------------------------------

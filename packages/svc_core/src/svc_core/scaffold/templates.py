@@ -407,17 +407,10 @@ import re
 
 import pytest
 
+from svc_core.testing import assert_problem
+
 RFC3339_MS = re.compile(r"\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z\\Z")
 ITEMS = "/{{name}}/items"
-
-
-async def assert_problem(resp, status: int, code: str) -> dict:
-    assert resp.status == status, await resp.text()
-    assert resp.content_type == "application/problem+json"
-    problem = await resp.json()
-    assert problem["status"] == status
-    assert problem["code"] == code
-    return problem
 
 
 async def create(client, headers, name: str = "first") -> dict:

@@ -26,6 +26,7 @@ from svc_core.embedded import free_port
 __all__ = [
     "TEST_ISSUER",
     "KeyPair",
+    "assert_problem",
     "eventually",
     "free_port",
     "metric_value",
@@ -116,6 +117,18 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await asyncio.sleep(interval)
+
+
+async def assert_problem(resp: Any, status: int, code: str) -> dict[str, Any]:
+    """Assert an aiohttp client response is api.md's error: ``status``, problem+json with that
+    ``status`` and ``code``, and the ``request_id`` of its ``X-Request-ID``; return the body."""
+    assert resp.status == status, await resp.text()
+    assert resp.content_type == "application/problem+json"
+    problem: dict[str, Any] = await resp.json()
+    assert problem["status"] == status
+    assert problem["code"] == code
+    assert problem["request_id"] == resp.headers["X-Request-ID"]
+    return problem
 
 
 #: a scrape parsed: (sample name, its labels) -> value
