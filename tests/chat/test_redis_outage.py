@@ -5,11 +5,14 @@ back delivery resumes, the missed messages included, without restarting anything
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
 
+from svc_core.auth.revocations import EPOCH_KEY
 from svc_core.embedded import RedisServer
 from svc_core.testing import eventually
 
@@ -19,6 +22,14 @@ def own_redis() -> Iterator[RedisServer]:
     if not RedisServer.available():
         pytest.skip("redis-server is not on the PATH")
     server = RedisServer().start()
+    # Seeded as a Redis that has been in use (as the svc_core plugin seeds the shared one):
+    # without an epoch, the first instance to start cuts off tokens minted in earlier seconds
+    # (svc_core.auth.revocations), so a test minting one just before a second ends failed 401.
+    client = redis.Redis.from_url(server.url)
+    try:
+        client.set(EPOCH_KEY, "svc-test")
+    finally:
+        client.close()
     try:
         yield server
     finally:
@@ -31,8 +42,6 @@ async def _ready(http: Any, server: Any) -> tuple[int, Any]:
 
 
 def _save(server: RedisServer) -> None:
-    import redis
-
     client = redis.Redis.from_url(server.url)
     try:
         client.save()  # what AOF/RDB persistence keeps across a restart in production
@@ -131,3 +140,38 @@ async def test_expiry_closes_sockets_while_redis_is_down(
     started = time.time()
     assert await peer.closed(timeout=8) == 4001
     assert time.time() - started < 4.5  # exp (whole seconds, at most 3 s away) + the 1 s bound
+
+
+async def test_a_publish_that_failed_while_subscribed_is_announced_once_redis_takes_it(
+    own_redis: RedisServer,
+) -> None:
+    """A publish can fail while the instance's own subscription stays up (CI saw a pooled
+    connection gone stale in a Redis restart): the other instances must still be told to catch
+    the room up, as soon as Redis takes a publish again, not at the next reconnection."""
+    from redis.asyncio import Redis
+
+    from svc_chat.fanout import Fanout, room_channel
+
+    admin = Redis.from_url(own_redis.url)
+    # a user that may not publish to any channel yet: Redis refuses the publish (NOPERM)
+    await admin.execute_command("ACL", "SETUSER", "poster", "on", "nopass", "+@all", "~*")
+    await admin.execute_command("ACL", "SETUSER", "poster", "resetchannels")
+    poster = Redis.from_url(f"redis://poster:x@127.0.0.1:{own_redis.port}")
+    fanout = Fanout(poster, on_event=lambda *_: None, on_subscribed=lambda _: None)
+    fanout.backoff = (0.01, 0.05)
+    listener = admin.pubsub()
+    await listener.subscribe(room_channel("r1"))
+    try:
+        assert await fanout.publish("r1", {"kind": "message"}) is False
+        await admin.execute_command("ACL", "SETUSER", "poster", "allchannels")
+
+        async def announced() -> Any:
+            message = await listener.get_message(ignore_subscribe_messages=True, timeout=0.1)
+            return message and json.loads(message["data"])
+
+        assert await eventually(announced, timeout=10) == {"kind": "catch_up"}
+    finally:
+        await fanout.stop()
+        await listener.aclose()
+        await poster.aclose()
+        await admin.aclose()

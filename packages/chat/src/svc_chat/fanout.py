@@ -50,6 +50,9 @@ def room_of(channel: str) -> str | None:
     return channel[len(prefix) :] if channel.startswith(prefix) else None
 
 
+CATCH_UP = {"kind": "catch_up"}
+
+
 class Fanout:
     POLL = 0.2  # one wait for a message; bounds how long stop() takes
 
@@ -72,6 +75,7 @@ class Fanout:
         self._stopping = False
         #: rooms whose messages may not have reached the other instances (a publish failed)
         self._unannounced: set[str] = set()
+        self._announcer: asyncio.Task[None] | None = None
 
     # --- subscriptions ----------------------------------------------------------------------
 
@@ -102,15 +106,35 @@ class Fanout:
         except (RedisError, OSError) as exc:
             log.warning("publish failed", extra={"room_id": room_id, "error": repr(exc)})
             self._unannounced.add(room_id)
+            self._announce_soon()
             return False
         return True
 
+    def _announce_soon(self) -> None:
+        """Keep announcing the rooms whose publish failed until Redis takes it. Not only when
+        this instance's subscription comes back: a publish can fail while the subscription stays
+        up (a pooled connection gone stale in a Redis restart), and nothing else would ever
+        tell the other instances."""
+        if self._stopping or (self._announcer is not None and not self._announcer.done()):
+            return
+        self._announcer = asyncio.get_running_loop().create_task(
+            self._announce(), name="svc-chat-announce"
+        )
+
     async def _announce(self) -> None:
-        """Redis is back: ask every instance following a room whose publish failed to catch
-        that room up from MongoDB (their own subscription may never have dropped)."""
-        for room_id in list(self._unannounced):
-            self._unannounced.discard(room_id)
-            await self.publish(room_id, {"kind": "catch_up"})
+        """Ask every instance following a room whose publish failed to catch that room up from
+        MongoDB (their own subscription may never have dropped); retried with backoff."""
+        delay = self.backoff[0]
+        while self._unannounced and not self._stopping:
+            for room_id in list(self._unannounced):
+                self._unannounced.discard(room_id)
+                try:
+                    await self.redis.publish(room_channel(room_id), json.dumps(CATCH_UP))
+                except (RedisError, OSError):
+                    self._unannounced.add(room_id)
+            if self._unannounced:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.backoff[1])
 
     # --- the reader -------------------------------------------------------------------------
 
@@ -120,6 +144,11 @@ class Fanout:
 
     async def stop(self) -> None:
         self._stopping = True
+        if self._announcer is not None:
+            self._announcer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._announcer
+            self._announcer = None
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._task), self.POLL * 5)
@@ -171,7 +200,7 @@ class Fanout:
                 if missing:
                     asyncio.get_running_loop().create_task(self._resubscribe(missing))
                 if self._unannounced:
-                    asyncio.get_running_loop().create_task(self._announce())
+                    self._announce_soon()
             else:
                 room = room_of(channel)
                 if room is not None and room in self.rooms:
