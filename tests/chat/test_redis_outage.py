@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 import redis
 
-from svc_core.auth.revocations import EPOCH_KEY
 from svc_core.embedded import RedisServer
-from svc_core.testing import eventually
+from svc_core.testing import eventually, seed_revocation_epoch
 
 
 @pytest.fixture
@@ -22,14 +21,7 @@ def own_redis() -> Iterator[RedisServer]:
     if not RedisServer.available():
         pytest.skip("redis-server is not on the PATH")
     server = RedisServer().start()
-    # Seeded as a Redis that has been in use (as the svc_core plugin seeds the shared one):
-    # without an epoch, the first instance to start cuts off tokens minted in earlier seconds
-    # (svc_core.auth.revocations), so a test minting one just before a second ends failed 401.
-    client = redis.Redis.from_url(server.url)
-    try:
-        client.set(EPOCH_KEY, "svc-test")
-    finally:
-        client.close()
+    seed_revocation_epoch(server.url)  # a test minting a token at a second's end failed 401
     try:
         yield server
     finally:

@@ -26,7 +26,7 @@ from svc_core.errors import DependencyUnavailable
 from svc_core.logs import JSONFormatter, request_id_var
 from svc_core.mongo import Index, apply_indexes, open_client
 from svc_core.settings import SettingsError
-from svc_core.testing import free_port
+from svc_core.testing import free_port, seed_revocation_epoch
 from tests.svc_core.toy import ToySettings, create_toy_app, service
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,6 +79,7 @@ async def test_protected_route_answers_503_problem_while_redis_is_down(
     aiohttp_client, make_settings, auth_header
 ):
     server = RedisServer().start()
+    seed_revocation_epoch(f"{server.url}/0")  # else a token minted at a second's end is 401
     try:
         app = create_toy_app(make_settings(ToySettings, redis_url=f"{server.url}/0"))
         client = await aiohttp_client(app)

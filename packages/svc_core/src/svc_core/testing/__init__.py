@@ -35,6 +35,7 @@ __all__ = [
     "random_email",
     "random_username",
     "record_list_reads",
+    "seed_revocation_epoch",
 ]
 
 TEST_ISSUER = "svc-test-issuer"
@@ -129,6 +130,24 @@ async def assert_problem(resp: Any, status: int, code: str) -> dict[str, Any]:
     assert problem["code"] == code
     assert problem["request_id"] == resp.headers["X-Request-ID"]
     return problem
+
+
+def seed_revocation_epoch(redis_url: str) -> None:
+    """Write the revocation epoch into the (real) Redis at ``redis_url``, as a Redis that has
+    been in use has it. Without one, the first service to start cuts off tokens minted in
+    earlier seconds (:mod:`svc_core.auth.revocations` fails closed on a Redis it never saw), so
+    a test that mints a token just before a second ends would get 401. The ``redis_url``
+    fixture's databases are seeded already; a test that starts its own ``redis-server`` calls
+    this."""
+    import redis
+
+    from svc_core.auth.revocations import EPOCH_KEY
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.set(EPOCH_KEY, "svc-test")
+    finally:
+        client.close()
 
 
 #: a scrape parsed: (sample name, its labels) -> value

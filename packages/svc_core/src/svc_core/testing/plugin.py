@@ -28,7 +28,7 @@ import pytest
 from svc_core.auth.revocations import EPOCH_KEY
 from svc_core.embedded import RedisServer, reachable
 from svc_core.settings import Settings
-from svc_core.testing import TEST_ISSUER, KeyPair, mint_token
+from svc_core.testing import TEST_ISSUER, KeyPair, mint_token, seed_revocation_epoch
 
 S = TypeVar("S", bound=Settings)
 
@@ -127,10 +127,10 @@ def _flush(url: str, *, seed: bool = False) -> None:
     client = redis.Redis.from_url(url)
     try:
         client.flushdb()
-        if seed:
-            client.set(EPOCH_KEY, "svc-test")
     finally:
         client.close()
+    if seed:
+        seed_revocation_epoch(url)
 
 
 def _seed_memory(url: str) -> None:
