@@ -52,6 +52,31 @@ async def head(client, headers, location: str):
     return await client.head(location, headers={**headers, **TUS})
 
 
+async def stalled_patch(client, headers, location: str, before: bytes, after: bytes):
+    """A PATCH at offset 0 that sends ``before``, holds the upload's lease (waited for), and
+    sends ``after`` once ``release`` is set: (the request's task, release)."""
+    from svc_files.parts import PARTS
+
+    upload_id = location.rsplit("/", 1)[-1]
+    states = PARTS.of(client.app).uploads.uploads
+    release = asyncio.Event()
+
+    async def body():
+        yield before
+        await release.wait()
+        yield after
+
+    task = asyncio.create_task(
+        client.patch(location, data=body(), headers={**headers, **CHUNK, "Upload-Offset": "0"})
+    )
+
+    async def held() -> bool:
+        return (await states.find_one({"_id": upload_id}))["lock"] is not None
+
+    await eventually(held, timeout=5)
+    return task, release
+
+
 # --- happy paths with tuspy -----------------------------------------------------------------
 
 
@@ -332,25 +357,7 @@ async def test_the_last_byte_making_the_text_invalid_is_415(client, alice):
 
 async def test_two_concurrent_writes_at_one_offset_one_wins(client, alice):
     location = await create(client, alice, 2 * MIB)
-    release = asyncio.Event()
-
-    async def slow():
-        yield b"a" * 1024
-        await release.wait()
-        yield b"b" * 1024
-
-    first = asyncio.create_task(
-        client.patch(location, data=slow(), headers={**alice, **CHUNK, "Upload-Offset": "0"})
-    )
-    from svc_files.parts import PARTS
-
-    upload_id = location.rsplit("/", 1)[-1]
-    states = PARTS.of(client.app).uploads.uploads
-
-    async def held() -> bool:  # the first request holds the upload's lease
-        return (await states.find_one({"_id": upload_id}))["lock"] is not None
-
-    await eventually(held, timeout=5)
+    first, release = await stalled_patch(client, alice, location, b"a" * 1024, b"b" * 1024)
     second = await client.patch(
         location, data=b"c" * 10, headers={**alice, **CHUNK, "Upload-Offset": "0"}
     )
@@ -507,21 +514,7 @@ async def test_a_writer_that_lost_its_lease_keeps_nothing(client, alice):
     location = await create(client, alice, 100)
     upload_id = location.rsplit("/", 1)[-1]
     states = PARTS.of(client.app).uploads.uploads
-    release = asyncio.Event()
-
-    async def stalled():
-        yield b"a" * 10
-        await release.wait()
-        yield b"b" * 10
-
-    first = asyncio.create_task(
-        client.patch(location, data=stalled(), headers={**alice, **CHUNK, "Upload-Offset": "0"})
-    )
-
-    async def held() -> bool:
-        return (await states.find_one({"_id": upload_id}))["lock"] is not None
-
-    await eventually(held, timeout=5)
+    first, release = await stalled_patch(client, alice, location, b"a" * 10, b"b" * 10)
     await states.update_one({"_id": upload_id}, {"$set": {"lock.token": "someone-else"}})
     release.set()
     await assert_problem(await first, 409, "upload_offset_mismatch")
@@ -536,26 +529,9 @@ async def test_a_writer_that_lost_its_lease_keeps_nothing(client, alice):
 async def test_a_termination_during_the_last_chunk_keeps_nothing(client, alice, storage):
     """DELETE while the last byte's PATCH is still streaming: 204, and that PATCH hears 404 and
     makes no file (its piece is not committed)."""
-    from svc_files.parts import PARTS
-
     location = await create(client, alice, 20)
     upload_id = location.rsplit("/", 1)[-1]
-    states = PARTS.of(client.app).uploads.uploads
-    release = asyncio.Event()
-
-    async def stalled():
-        yield b"a" * 10
-        await release.wait()
-        yield b"b" * 10
-
-    last = asyncio.create_task(
-        client.patch(location, data=stalled(), headers={**alice, **CHUNK, "Upload-Offset": "0"})
-    )
-
-    async def held() -> bool:
-        return (await states.find_one({"_id": upload_id}))["lock"] is not None
-
-    await eventually(held, timeout=5)
+    last, release = await stalled_patch(client, alice, location, b"a" * 10, b"b" * 10)
     assert (await client.delete(location, headers={**alice, **TUS})).status == 204
     release.set()
     await assert_problem(await last, 404, "not_found")
