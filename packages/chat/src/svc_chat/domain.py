@@ -17,6 +17,7 @@ import unicodedata
 from typing import Any
 
 from svc_core import new_id
+from svc_core.schema import BIDI_CONTROLS
 
 ROOM_NAME_MAX = 100
 BODY_MAX = 4000
@@ -24,7 +25,7 @@ FRAME_MAX_BYTES = 16 * 1024
 CLIENT_ID_MAX = 64
 MESSAGES_PER_SECOND = 10
 
-_BIDI_CONTROLS = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
+_BIDI_CONTROLS = frozenset(map(chr, BIDI_CONTROLS))
 _BODY_ALLOWED_CONTROLS = frozenset("\n\t")
 
 

@@ -6,6 +6,7 @@ field with a 422 instead of reaching a query. Unknown fields are rejected (marsh
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -75,28 +76,16 @@ def _valid_unicode(field: fields.Field[Any], value: str) -> str:
 _UNICODE_ERROR: dict[str, str | list[Any] | dict[Any, Any]] = {"unicode": "Not valid Unicode text."}
 
 
-_BIDI_CONTROLS = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
 _TEXT_ERRORS: dict[str, str | list[Any] | dict[Any, Any]] = {
     **_UNICODE_ERROR,
     "control": "Control characters are not allowed.",
 }
 
 
-# The text rule as JSON Schema patterns (ECMA-262): no Cc (U+0000-001F, U+007F-009F) and no
-# bidi controls, with line feed and tab allowed in multi-line text.
-_BIDI = "\\u202a-\\u202e\\u2066-\\u2069"
-TEXT_PATTERNS = {
-    "": f"^[^\\u0000-\\u001f\\u007f-\\u009f{_BIDI}]*$",
-    "\n\t": f"^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f{_BIDI}]*$",
-}
-
-
-# Code points by kind, for text_pattern (all in the BMP)
+# Code points by kind (all in the BMP): what the text rule refuses (api.md "text")
 CONTROLS = frozenset([*range(0x20), *range(0x7F, 0xA0)])  # Unicode Cc
 BIDI_CONTROLS = frozenset([*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
-# White space as str.isspace() and str.strip() read it. ECMA-262's \s differs (it has U+FEFF;
-# it lacks U+001C-001F and U+0085), so text_pattern spells the set out instead of using \s.
-WHITE_SPACE = frozenset(c for c in range(0x10000) if chr(c).isspace())
+_BIDI_CHARS = frozenset(map(chr, BIDI_CONTROLS))
 
 
 def _class(points: frozenset[int]) -> str:
@@ -113,6 +102,22 @@ def _class(points: frozenset[int]) -> str:
     return "".join(parts)
 
 
+# The text rule as JSON Schema patterns (ECMA-262): no Cc and no bidi controls, with line feed
+# and tab allowed in multi-line text.
+TEXT_PATTERNS = {
+    allowed: f"^[^{_class((CONTROLS - {ord(c) for c in allowed}) | BIDI_CONTROLS)}]*$"
+    for allowed in ("", "\n\t")
+}
+
+
+@functools.cache
+def white_space() -> frozenset[int]:
+    """White space as str.isspace() and str.strip() read it, in the BMP. ECMA-262's \\s differs
+    (it has U+FEFF; it lacks U+001C-001F and U+0085), so text_pattern spells the set out.
+    Computed on first use: only the services that publish such a pattern pay for it."""
+    return frozenset(c for c in range(0x10000) if chr(c).isspace())
+
+
 def text_pattern(*, refused: frozenset[int], most: int | None = None) -> str:
     """The JSON Schema pattern of text that holds none of ``refused`` and is not only white
     space; with ``most``, at most that many code points once trimmed (``str.strip()``).
@@ -124,8 +129,8 @@ def text_pattern(*, refused: frozenset[int], most: int | None = None) -> str:
     """
     if not refused or max(refused) > 0xFFFF:
         raise ValueError("text_pattern: refused must be BMP code points, at least one")
-    space = f"[{_class(WHITE_SPACE - refused)}]*"
-    visible = f"[^{_class(refused | WHITE_SPACE)}]"
+    space = f"[{_class(white_space() - refused)}]*"
+    visible = f"[^{_class(refused | white_space())}]"
     allowed = f"[^{_class(refused)}]"
     if most is None:
         return f"^{space}{visible}{allowed}*$"
@@ -139,7 +144,7 @@ def _control(value: str, allowed: str) -> bool:
     for char in value:
         if (char < " " or "\x7f" <= char <= "\x9f") and char not in allowed:
             return True
-        if char in _BIDI_CONTROLS:
+        if char in _BIDI_CHARS:
             return True
     return False
 
